@@ -1,0 +1,63 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the domain types.
+
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "VitaSync API",
+        description = "Self-hosted wearable health data: users, samples, daily aggregates and keys. \
+                       Authenticate with `Authorization: Bearer <API key>`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        routes::system::health,
+        routes::system::ready,
+        routes::system::metrics,
+        routes::workspace::get_workspace,
+        routes::metric_types::list,
+        routes::users::create,
+        routes::users::list,
+        routes::users::get,
+        routes::users::patch,
+        routes::users::delete,
+        routes::health_data::ingest,
+        routes::health_data::list,
+        routes::health_data::daily,
+        routes::health_data::summary,
+        routes::api_keys::create,
+        routes::api_keys::list,
+        routes::api_keys::revoke,
+        routes::api_keys::rotate,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "system", description = "Liveness, readiness and metrics (no authentication)."),
+        (name = "workspace", description = "The caller's workspace."),
+        (name = "metrics", description = "The metric catalogue."),
+        (name = "users", description = "End users of the integrator's product."),
+        (name = "health", description = "Health samples and their daily aggregates."),
+        (name = "api-keys", description = "API keys (admin scope)."),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An API key: `vs_…`"))
+                    .build(),
+            ),
+        );
+    }
+}

@@ -1,0 +1,153 @@
+//! Composition root for the HTTP server: opens and migrates the store, loads the key ring,
+//! ensures the bootstrap key, and builds the actix-web app. `Application::build` binds the
+//! configured address (port 0 in tests) so callers can read the real port before running.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpResponse, HttpServer, web};
+use anyhow::Context as _;
+use utoipa::OpenApi as _;
+use utoipa_swagger_ui::SwaggerUi;
+use vitasync_engine::config::Config;
+use vitasync_engine::crypto::{self, KeyRing};
+use vitasync_engine::services::keys;
+use vitasync_engine::store::{self, Backend, DynStore};
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::extract::MAX_BODY_BYTES;
+use crate::metrics::Metrics;
+use crate::openapi::ApiDoc;
+use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
+use crate::{routes, telemetry};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: AppState,
+}
+
+/// Opens the configured store and applies migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<DynStore> {
+    let store = store::open(config).await.context("opening the store")?;
+    store.migrate().await.context("applying migrations")?;
+    Ok(store)
+}
+
+/// The key ring for secrets at rest. With PostgreSQL the key must come from the environment
+/// (replicas must share it); the embedded default generates one into the data dir.
+pub fn load_keyring(config: &Config, backend: Backend) -> anyhow::Result<KeyRing> {
+    let retired = config
+        .encryption_retired_keys
+        .iter()
+        .map(|k| crypto::decode_key(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("VITASYNC_ENCRYPTION_RETIRED_KEYS")?;
+    if let Some(k) = &config.encryption_key {
+        return Ok(KeyRing::new(
+            crypto::decode_key(k).context("VITASYNC_ENCRYPTION_KEY")?,
+            &retired,
+        ));
+    }
+    if backend == Backend::Postgres {
+        anyhow::bail!("VITASYNC_ENCRYPTION_KEY (base64 of 32 bytes) is required with PostgreSQL");
+    }
+    let (ring, created) = KeyRing::load_or_create_file(&config.data_dir)?;
+    if created {
+        tracing::warn!(
+            path = %config.data_dir.join("encryption.key").display(),
+            "generated a new encryption key; back it up, or set VITASYNC_ENCRYPTION_KEY"
+        );
+    }
+    Ok(ring)
+}
+
+impl Application {
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let store = open_store(&config).await?;
+        Self::build_with_store(config, store).await
+    }
+
+    pub async fn build_with_store(config: Config, store: DynStore) -> anyhow::Result<Self> {
+        let keyring = load_keyring(&config, store.backend())?;
+        if let Some(secret) = &config.bootstrap_api_key {
+            keys::ensure_bootstrap_key(store.as_ref(), secret)
+                .await
+                .context("VITASYNC_BOOTSTRAP_API_KEY")?;
+            tracing::info!("bootstrap API key is an admin key of workspace 'default'");
+        }
+        let listener = TcpListener::bind(&config.listen)
+            .with_context(|| format!("binding {}", config.listen))?;
+        let port = listener.local_addr()?.port();
+        let state = AppState {
+            store,
+            keyring,
+            metrics: Arc::new(Metrics::new()),
+            rate_limiter: Arc::new(RateLimiter::new(
+                config.rate_limit_rps,
+                config.rate_limit_burst,
+            )),
+            config: Arc::new(config),
+        };
+        let server = run(listener, state.clone())?;
+        tracing::info!(port, backend = state.store.backend().as_str(), "listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+    let data = web::Data::new(state);
+    let openapi = ApiDoc::openapi();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
+            .wrap(from_fn(telemetry::observe))
+            .configure(routes::configure)
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header(("Location", "/docs/"))
+                        .finish()
+                }),
+            )
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi.clone()))
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(ErrorBody {
+                    error: ErrorDetail {
+                        code: "not_found",
+                        message: "no such route".into(),
+                        field: None,
+                    },
+                })
+            }))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,19 @@
+//! Shared application state handed to every handler.
+
+use std::sync::Arc;
+
+use vitasync_engine::config::Config;
+use vitasync_engine::crypto::KeyRing;
+use vitasync_engine::store::DynStore;
+
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: DynStore,
+    pub keyring: KeyRing,
+    pub metrics: Arc<Metrics>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub config: Arc<Config>,
+}

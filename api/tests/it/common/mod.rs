@@ -1,0 +1,208 @@
+//! `spawn_app`: the real application on port 0 with a fresh database, plus request helpers.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use reqwest::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+use vitasync_api::startup::Application;
+use vitasync_engine::config::Config;
+use vitasync_engine::crypto::generate_key_b64;
+use vitasync_engine::services::workspaces;
+use vitasync_engine::store::DynStore;
+pub use vitasync_testkit::Backend;
+use vitasync_testkit::FreshDb;
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// Admin key of the test workspace.
+    pub key: String,
+    pub workspace_id: String,
+    pub store: DynStore,
+    pub db: FreshDb,
+    pub config: Config,
+    handle: actix_web::dev::ServerHandle,
+}
+
+/// Base configuration for a test app on `db`.
+pub fn test_config(db: &FreshDb) -> Config {
+    let env: HashMap<String, String> = [
+        ("VITASYNC_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "VITASYNC_DATA_DIR".to_string(),
+            db.dir.path().display().to_string(),
+        ),
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        ("VITASYNC_ENCRYPTION_KEY".to_string(), generate_key_b64()),
+        ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
+    ]
+    .into();
+    Config::load(None, &env).expect("test config")
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Spawns the app after letting the test adjust its configuration.
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    let db = vitasync_testkit::fresh(backend).await;
+    let mut config = test_config(&db);
+    tweak(&mut config);
+    start(db, config).await
+}
+
+/// Starts the application on an existing database (e.g. to restart it).
+pub async fn start(db: FreshDb, config: Config) -> TestApp {
+    let app = Application::build(config.clone())
+        .await
+        .expect("application builds");
+    let port = app.port();
+    let store = app.state().store.clone();
+    let handle = app.server_handle();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (ws, key) = workspaces::create_with_admin_key(
+        store.as_ref(),
+        &format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        None,
+    )
+    .await
+    .expect("workspace");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+        key: key.secret,
+        workspace_id: ws.id.to_string(),
+        store,
+        db,
+        config,
+        handle,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// A request with `key` (None = no Authorization header).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.call(Method::GET, path, Some(&self.key), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(&self.key), Some(body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Response {
+        self.call(Method::PATCH, path, Some(&self.key), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Response {
+        self.call(Method::DELETE, path, Some(&self.key), None).await
+    }
+
+    /// GET expecting 200, returning the JSON body.
+    pub async fn get_json(&self, path: &str) -> Value {
+        json_ok(self.get(path).await).await
+    }
+
+    /// Creates a user and returns its id.
+    pub async fn create_user(&self, external_id: &str, timezone: Option<&str>) -> String {
+        let mut body = json!({"external_id": external_id});
+        if let Some(tz) = timezone {
+            body["timezone"] = json!(tz);
+        }
+        let res = self.post("/v1/users", body).await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Pushes samples for `user`, expecting 200; returns the write counts.
+    pub async fn ingest(&self, user: &str, samples: Value) -> Value {
+        let res = self
+            .post(
+                &format!("/v1/users/{user}/health"),
+                json!({ "samples": samples }),
+            )
+            .await;
+        json_ok(res).await
+    }
+
+    /// Creates a key with `scopes` in this workspace and returns the secret.
+    pub async fn key_with(&self, scopes: &[&str]) -> String {
+        let res = self
+            .post("/v1/api-keys", json!({"name": "test", "scopes": scopes}))
+            .await;
+        assert_eq!(res.status(), StatusCode::CREATED);
+        res.json::<Value>().await.unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    pub async fn stop(self) -> (FreshDb, Config) {
+        self.handle.stop(true).await;
+        (self.db, self.config)
+    }
+}
+
+/// Asserts 200 and returns the body.
+pub async fn json_ok(res: Response) -> Value {
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Asserts the status and the error envelope, returning the error object.
+pub async fn expect_error(res: Response, status: StatusCode, code: &str) -> Value {
+    let got = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(got, status, "body: {body}");
+    let v: Value =
+        serde_json::from_str(&body).unwrap_or_else(|_| panic!("error body is not JSON: {body}"));
+    assert_eq!(v["error"]["code"], code, "body: {body}");
+    assert!(v["error"]["message"].is_string(), "body: {body}");
+    v["error"].clone()
+}
+
+/// Runs each named `async fn(TestApp)` once per backend, as `<name>::sqlite` and `<name>::postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::common::spawn_app($crate::common::Backend::Sqlite).await).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                super::$name($crate::common::spawn_app($crate::common::Backend::Postgres).await).await
+            }
+        }
+    )*};
+}

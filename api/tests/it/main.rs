@@ -1,0 +1,12 @@
+//! Integration tests: the real application on port 0 with a fresh database per test, on SQLite
+//! and PostgreSQL. One binary (modules below) keeps link time down.
+
+mod common;
+
+mod auth;
+mod cli;
+mod fitabase;
+mod health_data;
+mod system;
+mod tenancy;
+mod users;

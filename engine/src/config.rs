@@ -1,0 +1,194 @@
+//! Configuration, layered: built-in defaults → optional TOML file (`--config` or
+//! `VITASYNC_CONFIG`) → environment variables. Later layers win field by field.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// Every setting, with its environment variable in the doc comment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `VITASYNC_LISTEN`: address the HTTP server binds.
+    pub listen: String,
+    /// `VITASYNC_DATA_DIR`: where the embedded store and the generated encryption key live.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `sqlite://…` or `postgres://…`; unset = SQLite file in the data dir.
+    pub database_url: Option<String>,
+    /// `VITASYNC_DATABASE_MAX_CONNECTIONS`: pool size.
+    pub database_max_connections: u32,
+    /// `VITASYNC_ENCRYPTION_KEY`: base64 of 32 bytes; required with PostgreSQL.
+    pub encryption_key: Option<String>,
+    /// `VITASYNC_ENCRYPTION_RETIRED_KEYS`: comma-separated older keys, kept to decrypt.
+    pub encryption_retired_keys: Vec<String>,
+    /// `VITASYNC_BOOTSTRAP_API_KEY`: ensure this exact key is an admin key of workspace `default`.
+    pub bootstrap_api_key: Option<String>,
+    /// `VITASYNC_LOG_FORMAT`: `pretty` or `json`. Levels come from `RUST_LOG`.
+    pub log_format: LogFormat,
+    /// `VITASYNC_RATE_LIMIT_RPS`: sustained requests per second per API key (0 disables).
+    pub rate_limit_rps: f64,
+    /// `VITASYNC_RATE_LIMIT_BURST`: requests a key may make at once before the rate applies.
+    pub rate_limit_burst: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./vitasync-data"),
+            database_url: None,
+            database_max_connections: 10,
+            encryption_key: None,
+            encryption_retired_keys: Vec::new(),
+            bootstrap_api_key: None,
+            log_format: LogFormat::Pretty,
+            rate_limit_rps: 50.0,
+            rate_limit_burst: 100,
+        }
+    }
+}
+
+/// Which store a configuration selects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    Sqlite(String),
+    Postgres(String),
+}
+
+impl Config {
+    /// Loads defaults, then `file` (or the file named by `VITASYNC_CONFIG`), then `env`.
+    pub fn load(file: Option<&Path>, env: &HashMap<String, String>) -> Result<Self> {
+        let mut cfg = Config::default();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("VITASYNC_CONFIG").map(PathBuf::from));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                Error::Config(format!("cannot read config file {}: {e}", path.display()))
+            })?;
+            cfg = toml::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+        }
+        cfg.apply_env(env)?;
+        Ok(cfg)
+    }
+
+    /// Loads from the process environment.
+    pub fn from_process_env(file: Option<&Path>) -> Result<Self> {
+        Config::load(file, &std::env::vars().collect())
+    }
+
+    fn apply_env(&mut self, env: &HashMap<String, String>) -> Result<()> {
+        let get = |k: &str| {
+            env.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(v) = get("VITASYNC_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("VITASYNC_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("VITASYNC_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse_env("VITASYNC_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("VITASYNC_ENCRYPTION_KEY") {
+            self.encryption_key = Some(v);
+        }
+        if let Some(v) = get("VITASYNC_ENCRYPTION_RETIRED_KEYS") {
+            self.encryption_retired_keys = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("VITASYNC_BOOTSTRAP_API_KEY") {
+            self.bootstrap_api_key = Some(v);
+        }
+        if let Some(v) = get("VITASYNC_LOG_FORMAT") {
+            self.log_format = match v.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                other => {
+                    return Err(Error::Config(format!(
+                        "VITASYNC_LOG_FORMAT must be json or pretty, not '{other}'"
+                    )));
+                }
+            };
+        }
+        if let Some(v) = get("VITASYNC_RATE_LIMIT_RPS") {
+            self.rate_limit_rps = parse_env("VITASYNC_RATE_LIMIT_RPS", &v)?;
+        }
+        if let Some(v) = get("VITASYNC_RATE_LIMIT_BURST") {
+            self.rate_limit_burst = parse_env("VITASYNC_RATE_LIMIT_BURST", &v)?;
+        }
+        Ok(())
+    }
+
+    /// The store this configuration selects.
+    pub fn store_url(&self) -> Result<StoreUrl> {
+        match &self.database_url {
+            None => Ok(StoreUrl::Sqlite(format!(
+                "sqlite://{}",
+                self.data_dir.join("vitasync.db").display()
+            ))),
+            Some(u) if u.starts_with("sqlite:") => Ok(StoreUrl::Sqlite(u.clone())),
+            Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+                Ok(StoreUrl::Postgres(u.clone()))
+            }
+            Some(_) => Err(Error::Config(
+                "DATABASE_URL must start with sqlite:// or postgres://".into(),
+            )),
+        }
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
+    v.parse()
+        .map_err(|_| Error::Config(format!("{name} has an invalid value '{v}'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vitasync.toml");
+        std::fs::write(&file, "listen = \"0.0.0.0:9000\"\nrate_limit_rps = 5.0\n").unwrap();
+        let env: HashMap<_, _> = [("VITASYNC_RATE_LIMIT_RPS".to_string(), "7".to_string())].into();
+        let cfg = Config::load(Some(&file), &env).unwrap();
+        assert_eq!(cfg.listen, "0.0.0.0:9000");
+        assert_eq!(cfg.rate_limit_rps, 7.0);
+        assert_eq!(cfg.rate_limit_burst, 100);
+        assert!(matches!(cfg.store_url().unwrap(), StoreUrl::Sqlite(_)));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").unwrap();
+        assert!(Config::load(Some(&file), &HashMap::new()).is_err());
+        let env: HashMap<_, _> = [("VITASYNC_LOG_FORMAT".to_string(), "xml".to_string())].into();
+        assert!(Config::load(None, &env).is_err());
+        let env: HashMap<_, _> = [("DATABASE_URL".to_string(), "mysql://x".to_string())].into();
+        assert!(Config::load(None, &env).unwrap().store_url().is_err());
+    }
+}

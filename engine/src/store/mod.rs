@@ -1,0 +1,246 @@
+//! The store port and its two implementations: embedded SQLite (`sqlite`) and PostgreSQL
+//! (`postgres`). Each keeps native column types and runs its own embedded migrations; the SQL is
+//! written per backend rather than through sqlx's thin `Any` driver.
+//!
+//! Tenancy is enforced by the signatures: workspace-owned rows are addressed with a
+//! `WorkspaceId`, and user-owned rows (samples) take a `&User`, which can only be obtained by
+//! loading the user under its workspace. A foreign id therefore reads as "not found".
+
+mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::catalogue;
+use crate::config::{Config, StoreUrl};
+use crate::cursor::{Cursor, Limit, Page};
+use crate::domain::{
+    ApiKey, ApiKeyId, DailyValue, MetricSummary, NewApiKey, NewSample, NewUser, Sample,
+    SampleQuery, User, UserId, Workspace, WorkspaceId, WriteOutcome,
+};
+use crate::error::Result;
+
+pub use migrations::{Backend, migrations_for};
+
+/// Per-(date, metric, provider) statistics from which daily values are derived.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DailyGroup {
+    pub date: NaiveDate,
+    pub metric: String,
+    pub provider: String,
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Value of the sample with the latest `recorded_at` in the group.
+    pub last: f64,
+}
+
+/// Everything the platform persists. Implementations must be safe to share across threads.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Ok when the database answers and every embedded migration is applied.
+    async fn ready(&self) -> Result<()>;
+
+    // Workspaces.
+    async fn create_workspace(&self, slug: &str, name: &str) -> Result<Workspace>;
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>>;
+    async fn workspace_by_slug(&self, slug: &str) -> Result<Option<Workspace>>;
+
+    // API keys.
+    async fn insert_api_key(&self, key: &NewApiKey) -> Result<ApiKey>;
+    /// Inserts the key unless a key with the same hash exists; returns the stored key either way.
+    async fn ensure_api_key(&self, key: &NewApiKey) -> Result<ApiKey>;
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    async fn api_key(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<Option<ApiKey>>;
+    async fn list_api_keys(
+        &self,
+        ws: WorkspaceId,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<ApiKey>>;
+    /// Marks the key revoked; false when it is not in `ws` or already revoked.
+    async fn revoke_api_key(
+        &self,
+        ws: WorkspaceId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Replaces the key's secret in place (name, scopes and expiry are kept).
+    async fn rotate_api_key(
+        &self,
+        ws: WorkspaceId,
+        id: ApiKeyId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<ApiKey>>;
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()>;
+
+    // Users.
+    /// Creates the user, or returns the existing one with the same `external_id` (false).
+    async fn create_user(&self, ws: WorkspaceId, user: &NewUser) -> Result<(User, bool)>;
+    async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>>;
+    async fn list_users(
+        &self,
+        ws: WorkspaceId,
+        external_id: Option<&str>,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<User>>;
+    async fn update_user(&self, user: &User) -> Result<()>;
+    /// Deletes the user and every row that belongs to them, in one transaction.
+    /// Returns the number of samples removed, or None when the user is not in `ws`.
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<u64>>;
+
+    // Samples.
+    /// Upserts one batch in one transaction. Identical samples change nothing; changed values
+    /// update the row and are reported with their old value. The batch must not contain two
+    /// samples with the same identity (see [`dedupe_batch`]).
+    async fn write_samples(&self, user: &User, batch: &[NewSample]) -> Result<WriteOutcome>;
+    async fn list_samples(
+        &self,
+        user: &User,
+        q: &SampleQuery,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Sample>>;
+    async fn daily_groups(
+        &self,
+        user: &User,
+        metric: Option<&str>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<DailyGroup>>;
+    async fn metric_summaries(&self, user: &User) -> Result<Vec<MetricSummary>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens (creating when needed) the store the configuration selects. Does not migrate.
+pub async fn open(cfg: &Config) -> Result<DynStore> {
+    match cfg.store_url()? {
+        StoreUrl::Sqlite(url) => {
+            if cfg.database_url.is_none() {
+                std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+                    crate::Error::Config(format!(
+                        "cannot create data dir {}: {e}",
+                        cfg.data_dir.display()
+                    ))
+                })?;
+            }
+            Ok(Arc::new(
+                sqlite::SqliteStore::connect(&url, cfg.database_max_connections).await?,
+            ))
+        }
+        StoreUrl::Postgres(url) => Ok(Arc::new(
+            postgres::PgStore::connect(&url, cfg.database_max_connections).await?,
+        )),
+    }
+}
+
+/// Keeps the last occurrence of each sample identity, so one upsert statement never touches a
+/// row twice (PostgreSQL refuses that) and "last write wins" inside a batch as across batches.
+pub fn dedupe_batch(batch: Vec<NewSample>) -> Vec<NewSample> {
+    let mut seen = std::collections::HashSet::with_capacity(batch.len());
+    let mut out: Vec<NewSample> = batch
+        .into_iter()
+        .rev()
+        .filter(|s| seen.insert((s.provider.clone(), s.metric, s.recorded_at)))
+        .collect();
+    out.reverse();
+    out
+}
+
+/// Collapses per-provider groups into one value per (date, metric): the provider ranked first
+/// by [`catalogue::provider_rank`] wins (never a sum across devices), and the catalogue's
+/// aggregation rule turns its statistics into the day's value.
+pub fn daily_values(mut groups: Vec<DailyGroup>) -> Vec<DailyValue> {
+    groups.sort_by(|a, b| {
+        (
+            a.date,
+            &a.metric,
+            catalogue::provider_rank(&a.provider),
+            &a.provider,
+        )
+            .cmp(&(
+                b.date,
+                &b.metric,
+                catalogue::provider_rank(&b.provider),
+                &b.provider,
+            ))
+    });
+    let mut out: Vec<DailyValue> = Vec::new();
+    for g in groups {
+        if out
+            .last()
+            .is_some_and(|d| d.date == g.date && d.metric == g.metric)
+        {
+            continue;
+        }
+        let Some(def) = catalogue::metric(&g.metric) else {
+            continue;
+        };
+        let value = match def.aggregation {
+            catalogue::Aggregation::Sum => g.sum,
+            catalogue::Aggregation::Mean => g.sum / g.count as f64,
+            catalogue::Aggregation::Min => g.min,
+            catalogue::Aggregation::Max => g.max,
+            catalogue::Aggregation::Last => g.last,
+        };
+        out.push(DailyValue {
+            date: g.date,
+            metric: g.metric,
+            value,
+            unit: def.unit.to_string(),
+            count: g.count,
+            min: g.min,
+            max: g.max,
+            provider: g.provider,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(provider: &str, metric: &str, sum: f64, count: i64) -> DailyGroup {
+        DailyGroup {
+            date: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            metric: metric.into(),
+            provider: provider.into(),
+            count,
+            sum,
+            min: 1.0,
+            max: 9.0,
+            last: 4.0,
+        }
+    }
+
+    #[test]
+    fn one_provider_wins_and_rules_apply() {
+        let v = daily_values(vec![
+            g("api", "steps", 100.0, 2),
+            g("fitbit", "steps", 5000.0, 10),
+            g("fitbit", "heart_rate", 600.0, 10),
+            g("x", "weight", 0.0, 3),
+        ]);
+        assert_eq!(v.len(), 3);
+        let steps = v.iter().find(|d| d.metric == "steps").unwrap();
+        assert_eq!((steps.value, steps.provider.as_str()), (5000.0, "fitbit"));
+        assert_eq!(
+            v.iter().find(|d| d.metric == "heart_rate").unwrap().value,
+            60.0
+        );
+        assert_eq!(v.iter().find(|d| d.metric == "weight").unwrap().value, 4.0);
+    }
+}

@@ -1,0 +1,645 @@
+//! The embedded SQLite store (WAL mode). Instants are stored as INTEGER microseconds, dates as
+//! 'YYYY-MM-DD' text, JSON as text. Write transactions start with `BEGIN IMMEDIATE` so that two
+//! writers queue on the busy timeout instead of failing when a read lock would need upgrading.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, SqlitePool};
+
+use super::migrations::latest_version;
+use super::{Backend, DailyGroup, Store, migrations_for};
+use crate::cursor::{Cursor, Limit, Page};
+use crate::domain::{
+    ApiKey, ApiKeyId, ChangedValue, MetricSummary, NewApiKey, NewSample, NewUser, Sample,
+    SampleChange, SampleQuery, Scopes, User, UserId, Workspace, WorkspaceId, WriteOutcome, new_id,
+};
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+fn instant(v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| Error::internal(format!("stored instant {v} out of range")))
+}
+
+fn opt_instant(v: Option<i64>) -> Result<Option<DateTime<Utc>>> {
+    v.map(instant).transpose()
+}
+
+fn date(s: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Error::internal(format!("stored date '{s}' is invalid")))
+}
+
+fn date_text(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+fn json(s: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(s).map_err(|e| Error::internal(format!("stored JSON is invalid: {e}")))
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url`.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL keeps the database consistent after a power loss; only the
+            // last transactions may be lost, never half of one.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    fn workspace_row(r: &SqliteRow) -> Result<Workspace> {
+        Ok(Workspace {
+            id: r.try_get("id")?,
+            slug: r.try_get("slug")?,
+            name: r.try_get("name")?,
+            created_at: instant(r.try_get("created_at")?)?,
+        })
+    }
+
+    fn key_row(r: &SqliteRow) -> Result<ApiKey> {
+        Ok(ApiKey {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            name: r.try_get("name")?,
+            prefix: r.try_get("prefix")?,
+            scopes: Scopes::from_db(r.try_get("scopes")?)?,
+            expires_at: opt_instant(r.try_get("expires_at")?)?,
+            revoked_at: opt_instant(r.try_get("revoked_at")?)?,
+            last_used_at: opt_instant(r.try_get("last_used_at")?)?,
+            created_at: instant(r.try_get("created_at")?)?,
+        })
+    }
+
+    fn user_row(r: &SqliteRow) -> Result<User> {
+        Ok(User {
+            id: r.try_get("id")?,
+            workspace_id: r.try_get("workspace_id")?,
+            external_id: r.try_get("external_id")?,
+            email: r.try_get("email")?,
+            display_name: r.try_get("display_name")?,
+            timezone: r.try_get("timezone")?,
+            metadata: json(r.try_get("metadata")?)?,
+            created_at: instant(r.try_get("created_at")?)?,
+            updated_at: instant(r.try_get("updated_at")?)?,
+        })
+    }
+
+    fn sample_row(r: &SqliteRow) -> Result<Sample> {
+        Ok(Sample {
+            id: r.try_get("id")?,
+            metric: r.try_get("metric")?,
+            value: r.try_get("value")?,
+            unit: r.try_get("unit")?,
+            recorded_at: instant(r.try_get("recorded_at")?)?,
+            local_date: date(r.try_get("local_date")?)?,
+            provider: r.try_get("provider")?,
+            source: r.try_get("source")?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        migrations_for(Backend::Sqlite).run(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<()> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        if applied.unwrap_or(0) < latest_version(Backend::Sqlite) {
+            return Err(Error::internal("migrations are not applied"));
+        }
+        Ok(())
+    }
+
+    async fn create_workspace(&self, slug: &str, name: &str) -> Result<Workspace> {
+        let now = Utc::now();
+        let r = sqlx::query(
+            "INSERT INTO workspaces (id, slug, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
+             RETURNING id, slug, name, created_at",
+        )
+        .bind(new_id())
+        .bind(slug)
+        .bind(name)
+        .bind(micros(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::from)
+        .map_err(|e| if e.is_unique_violation() { Error::Conflict(format!("workspace '{slug}' already exists")) } else { e })?;
+        Self::workspace_row(&r)
+    }
+
+    async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
+        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::workspace_row).transpose()
+    }
+
+    async fn workspace_by_slug(&self, slug: &str) -> Result<Option<Workspace>> {
+        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
+            .bind(slug)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::workspace_row).transpose()
+    }
+
+    async fn insert_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
+        let r = sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, scopes, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             RETURNING id, workspace_id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at",
+        )
+        .bind(new_id())
+        .bind(k.workspace_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.key_hash)
+        .bind(k.scopes.to_db())
+        .bind(k.expires_at.map(micros))
+        .bind(micros(Utc::now()))
+        .fetch_one(&self.pool)
+        .await?;
+        Self::key_row(&r)
+    }
+
+    async fn ensure_api_key(&self, k: &NewApiKey) -> Result<ApiKey> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, workspace_id, name, prefix, key_hash, scopes, expires_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(new_id())
+        .bind(k.workspace_id)
+        .bind(&k.name)
+        .bind(&k.prefix)
+        .bind(&k.key_hash)
+        .bind(k.scopes.to_db())
+        .bind(k.expires_at.map(micros))
+        .bind(micros(Utc::now()))
+        .execute(&self.pool)
+        .await?;
+        self.api_key_by_hash(&k.key_hash)
+            .await?
+            .ok_or_else(|| Error::internal("bootstrap key vanished"))
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let r = sqlx::query("SELECT id, workspace_id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at FROM api_keys WHERE key_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::key_row).transpose()
+    }
+
+    async fn api_key(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<Option<ApiKey>> {
+        let r = sqlx::query("SELECT id, workspace_id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at FROM api_keys WHERE workspace_id = $1 AND id = $2")
+            .bind(ws)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::key_row).transpose()
+    }
+
+    async fn list_api_keys(
+        &self,
+        ws: WorkspaceId,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<ApiKey>> {
+        let (at, id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MIN, uuid::Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at FROM api_keys
+             WHERE workspace_id = $1 AND (created_at, id) > ($2, $3)
+             ORDER BY created_at, id LIMIT $4",
+        )
+        .bind(ws)
+        .bind(at)
+        .bind(id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(Self::key_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |k| Cursor {
+            at: k.created_at,
+            id: k.id,
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        ws: WorkspaceId,
+        id: ApiKeyId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query("UPDATE api_keys SET revoked_at = $3 WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL")
+            .bind(ws)
+            .bind(id)
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn rotate_api_key(
+        &self,
+        ws: WorkspaceId,
+        id: ApiKeyId,
+        hash: &str,
+        prefix: &str,
+    ) -> Result<Option<ApiKey>> {
+        let r = sqlx::query(
+            "UPDATE api_keys SET key_hash = $3, prefix = $4 WHERE workspace_id = $1 AND id = $2 AND revoked_at IS NULL
+             RETURNING id, workspace_id, name, prefix, scopes, expires_at, revoked_at, last_used_at, created_at",
+        )
+        .bind(ws)
+        .bind(id)
+        .bind(hash)
+        .bind(prefix)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(Self::key_row).transpose()
+    }
+
+    async fn touch_api_key(&self, id: ApiKeyId, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_user(&self, ws: WorkspaceId, u: &NewUser) -> Result<(User, bool)> {
+        let now = micros(Utc::now());
+        let metadata = u
+            .metadata
+            .clone()
+            .unwrap_or_else(|| serde_json::json!({}))
+            .to_string();
+        let inserted = sqlx::query(
+            "INSERT INTO users (id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)
+             ON CONFLICT (workspace_id, external_id) DO NOTHING
+             RETURNING id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at",
+        )
+        .bind(new_id())
+        .bind(ws)
+        .bind(&u.external_id)
+        .bind(&u.email)
+        .bind(&u.display_name)
+        .bind(&u.timezone)
+        .bind(metadata)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(r) = inserted {
+            return Ok((Self::user_row(&r)?, true));
+        }
+        let r = sqlx::query("SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users WHERE workspace_id = $1 AND external_id = $2")
+            .bind(ws)
+            .bind(&u.external_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((Self::user_row(&r)?, false))
+    }
+
+    async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>> {
+        let r = sqlx::query("SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users WHERE workspace_id = $1 AND id = $2")
+            .bind(ws)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(Self::user_row).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        ws: WorkspaceId,
+        external_id: Option<&str>,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<User>> {
+        let (at, id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MIN, uuid::Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
+             WHERE workspace_id = $1 AND ($2 IS NULL OR external_id = $2) AND (created_at, id) > ($3, $4)
+             ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(ws)
+        .bind(external_id)
+        .bind(at)
+        .bind(id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(Self::user_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |u| Cursor {
+            at: u.created_at,
+            id: u.id,
+        }))
+    }
+
+    async fn update_user(&self, u: &User) -> Result<()> {
+        sqlx::query(
+            "UPDATE users SET email = $3, display_name = $4, timezone = $5, metadata = $6, updated_at = $7
+             WHERE workspace_id = $1 AND id = $2",
+        )
+        .bind(u.workspace_id)
+        .bind(u.id)
+        .bind(&u.email)
+        .bind(&u.display_name)
+        .bind(&u.timezone)
+        .bind(u.metadata.to_string())
+        .bind(micros(u.updated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<u64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let exists: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1 AND id = $2")
+                .bind(ws)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        // Explicit deletes (not only ON DELETE CASCADE) keep the count exact and make the
+        // intent visible; every user-owned table is listed here.
+        let samples = sqlx::query("DELETE FROM samples WHERE user_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(samples))
+    }
+
+    async fn write_samples(&self, user: &User, batch: &[NewSample]) -> Result<WriteOutcome> {
+        let mut out = WriteOutcome::default();
+        if batch.is_empty() {
+            return Ok(out);
+        }
+        let now = micros(Utc::now());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        for s in batch {
+            let at = micros(s.recorded_at);
+            let day = date_text(s.local_date);
+            let data = s.data.as_ref().map(|d| d.to_string());
+            // The common case (new data) costs one statement; only conflicts read the old row.
+            let inserted = sqlx::query(
+                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                                      utc_offset_minutes, source, data, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                 ON CONFLICT (user_id, provider, metric, recorded_at) DO NOTHING",
+            )
+            .bind(new_id())
+            .bind(user.id)
+            .bind(&s.provider)
+            .bind(s.metric)
+            .bind(s.value)
+            .bind(s.unit)
+            .bind(at)
+            .bind(&day)
+            .bind(s.utc_offset_minutes)
+            .bind(&s.source)
+            .bind(&data)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            let new = ChangedValue {
+                value: s.value,
+                local_date: s.local_date,
+            };
+            if inserted {
+                out.inserted += 1;
+                out.changes.push(SampleChange {
+                    user_id: user.id,
+                    provider: s.provider.clone(),
+                    metric: s.metric.to_string(),
+                    recorded_at: s.recorded_at,
+                    old: None,
+                    new: Some(new),
+                });
+                continue;
+            }
+            let old = sqlx::query(
+                "SELECT value, local_date, utc_offset_minutes, source, data FROM samples
+                 WHERE user_id = $1 AND provider = $2 AND metric = $3 AND recorded_at = $4",
+            )
+            .bind(user.id)
+            .bind(&s.provider)
+            .bind(s.metric)
+            .bind(at)
+            .fetch_one(&mut *tx)
+            .await?;
+            let old_value: f64 = old.try_get("value")?;
+            let old_date = date(old.try_get("local_date")?)?;
+            let old_offset: i32 = old.try_get("utc_offset_minutes")?;
+            let old_source: Option<String> = old.try_get("source")?;
+            let old_data: Option<String> = old.try_get("data")?;
+            let old_data = old_data.as_deref().map(json).transpose()?;
+            let same = old_value.to_bits() == s.value.to_bits()
+                && old_date == s.local_date
+                && old_offset == s.utc_offset_minutes
+                && old_source == s.source
+                && old_data == s.data;
+            if same {
+                out.unchanged += 1;
+                continue;
+            }
+            sqlx::query(
+                "UPDATE samples SET value = $5, unit = $6, local_date = $7, utc_offset_minutes = $8, source = $9,
+                        data = $10, updated_at = $11
+                 WHERE user_id = $1 AND provider = $2 AND metric = $3 AND recorded_at = $4",
+            )
+            .bind(user.id)
+            .bind(&s.provider)
+            .bind(s.metric)
+            .bind(at)
+            .bind(s.value)
+            .bind(s.unit)
+            .bind(&day)
+            .bind(s.utc_offset_minutes)
+            .bind(&s.source)
+            .bind(&data)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            out.updated += 1;
+            out.changes.push(SampleChange {
+                user_id: user.id,
+                provider: s.provider.clone(),
+                metric: s.metric.to_string(),
+                recorded_at: s.recorded_at,
+                old: Some(ChangedValue {
+                    value: old_value,
+                    local_date: old_date,
+                }),
+                new: Some(new),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn list_samples(
+        &self,
+        user: &User,
+        q: &SampleQuery,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Sample>> {
+        let (c_at, c_id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MAX, uuid::Uuid::max()));
+        let rows = sqlx::query(
+            "SELECT id, metric, value, unit, recorded_at, local_date, provider, source FROM samples
+             WHERE user_id = $1
+               AND ($2 IS NULL OR metric = $2)
+               AND ($3 IS NULL OR provider = $3)
+               AND ($4 IS NULL OR recorded_at >= $4)
+               AND ($5 IS NULL OR recorded_at < $5)
+               AND (recorded_at, id) < ($6, $7)
+             ORDER BY recorded_at DESC, id DESC LIMIT $8",
+        )
+        .bind(user.id)
+        .bind(&q.metric)
+        .bind(&q.provider)
+        .bind(q.from.map(micros))
+        .bind(q.to.map(micros))
+        .bind(c_at)
+        .bind(c_id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(Self::sample_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |s| Cursor {
+            at: s.recorded_at,
+            id: s.id,
+        }))
+    }
+
+    async fn daily_groups(
+        &self,
+        user: &User,
+        metric: Option<&str>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<DailyGroup>> {
+        let rows = sqlx::query(
+            "SELECT local_date, metric, provider, COUNT(*) AS n, SUM(value) AS total, MIN(value) AS lo,
+                    MAX(value) AS hi,
+                    (SELECT l.value FROM samples l
+                      WHERE l.user_id = s.user_id AND l.metric = s.metric AND l.local_date = s.local_date
+                        AND l.provider = s.provider
+                      ORDER BY l.recorded_at DESC LIMIT 1) AS last_value
+             FROM samples s
+             WHERE user_id = $1 AND ($2 IS NULL OR metric = $2)
+               AND ($3 IS NULL OR local_date >= $3) AND ($4 IS NULL OR local_date <= $4)
+             GROUP BY metric, local_date, provider
+             ORDER BY local_date, metric",
+        )
+        .bind(user.id)
+        .bind(metric)
+        .bind(from.map(date_text))
+        .bind(to.map(date_text))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyGroup {
+                    date: date(r.try_get("local_date")?)?,
+                    metric: r.try_get("metric")?,
+                    provider: r.try_get("provider")?,
+                    count: r.try_get("n")?,
+                    sum: r.try_get("total")?,
+                    min: r.try_get("lo")?,
+                    max: r.try_get("hi")?,
+                    last: r.try_get("last_value")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn metric_summaries(&self, user: &User) -> Result<Vec<MetricSummary>> {
+        let rows = sqlx::query(
+            "SELECT metric, MAX(unit) AS unit, COUNT(*) AS n, MIN(local_date) AS first_date,
+                    MAX(local_date) AS last_date, MAX(recorded_at) AS last_at,
+                    (SELECT l.value FROM samples l WHERE l.user_id = s.user_id AND l.metric = s.metric
+                      ORDER BY l.recorded_at DESC, l.id DESC LIMIT 1) AS last_value
+             FROM samples s WHERE user_id = $1 GROUP BY metric ORDER BY metric",
+        )
+        .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MetricSummary {
+                    metric: r.try_get("metric")?,
+                    unit: r.try_get("unit")?,
+                    count: r.try_get("n")?,
+                    first_date: date(r.try_get("first_date")?)?,
+                    last_date: date(r.try_get("last_date")?)?,
+                    last_value: r.try_get("last_value")?,
+                    last_recorded_at: instant(r.try_get("last_at")?)?,
+                })
+            })
+            .collect()
+    }
+}
