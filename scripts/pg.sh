@@ -32,8 +32,12 @@ pg_start() {
         cat "$PG_TMP/initdb.log" >&2
         return 1
     }
-    "${run[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w start \
-        -o "-p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    # Tests trade durability for speed; PG_DURABLE=1 (the benchmarks) keeps the defaults.
+    local opts="-p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if [ "${PG_DURABLE:-0}" != "1" ]; then
+        opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    "${run[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/server.log" -w start -o "$opts" \
         >/dev/null || {
         cat "$PG_TMP/server.log" >&2
         return 1

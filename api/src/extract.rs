@@ -102,6 +102,6 @@ fn strip_position(m: &str) -> String {
 }
 
 /// Parses a path segment as an id; a malformed id is a 404 because no such resource exists.
-pub fn path_id(what: &'static str, raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError(Error::NotFound(what)))
+pub fn path_id(what: &'static str, raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw).map_err(|_| Error::NotFound(what))
 }

@@ -5,12 +5,12 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vitasync_engine::cursor::{Cursor, Limit};
-use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery};
+use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery, User};
 use vitasync_engine::services::ingest::{self as ingest_svc, RawSample};
 use vitasync_engine::services::users;
 use vitasync_engine::{Error, catalogue, store, time};
 
-use crate::auth::{Authed, Read, Write};
+use crate::auth::{Authed, Caller, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ValidJson, ValidQuery, path_id};
 use crate::routes::{Data, List};
@@ -63,6 +63,24 @@ pub struct DailyQuery {
     pub to: Option<String>,
 }
 
+/// The user named by the path, looked up inside the caller's workspace (the tenancy gate).
+async fn path_user(state: &AppState, caller: &Caller, raw_id: &str) -> Result<User, Error> {
+    users::get(
+        state.store.as_ref(),
+        caller.workspace_id,
+        path_id("user", raw_id)?,
+    )
+    .await
+}
+
+/// `from` must not be after `to`.
+fn check_order<T: PartialOrd>(from: Option<T>, to: Option<T>) -> Result<(), Error> {
+    match (from, to) {
+        (Some(f), Some(t)) if f > t => Err(Error::invalid("from", "must not be after `to`")),
+        _ => Ok(()),
+    }
+}
+
 fn check_metric(field: &'static str, m: Option<&str>) -> Result<(), Error> {
     match m {
         Some(name) if catalogue::metric(name).is_none() => {
@@ -97,12 +115,7 @@ pub async fn ingest(
     path: web::Path<String>,
     body: ValidJson<IngestBody>,
 ) -> ApiResult<HttpResponse> {
-    let user = users::get(
-        state.store.as_ref(),
-        auth.workspace_id,
-        path_id("user", &path)?,
-    )
-    .await?;
+    let user = path_user(&state, &auth, &path).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
     let samples = ingest_svc::prepare_all(&user, PUSH_PROVIDER, body.0.samples)?;
     let outcome = ingest_svc::write(state.store.as_ref(), &user, samples).await?;
@@ -127,12 +140,7 @@ pub async fn list(
     path: web::Path<String>,
     q: ValidQuery<SampleListQuery>,
 ) -> ApiResult<HttpResponse> {
-    let user = users::get(
-        state.store.as_ref(),
-        auth.workspace_id,
-        path_id("user", &path)?,
-    )
-    .await?;
+    let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
     check_metric("metric", q.metric.as_deref())?;
     let limit = Limit::parse(q.limit)?;
@@ -151,11 +159,7 @@ pub async fn list(
             .map(|s| instant_or_date("to", s, true))
             .transpose()?,
     };
-    if let (Some(f), Some(t)) = (query.from, query.to)
-        && f > t
-    {
-        return Err(Error::invalid("from", "must not be after `to`").into());
-    }
+    check_order(query.from, query.to)?;
     let page = state
         .store
         .list_samples(&user, &query, limit, after)
@@ -175,12 +179,7 @@ pub async fn daily(
     path: web::Path<String>,
     q: ValidQuery<DailyQuery>,
 ) -> ApiResult<HttpResponse> {
-    let user = users::get(
-        state.store.as_ref(),
-        auth.workspace_id,
-        path_id("user", &path)?,
-    )
-    .await?;
+    let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
     check_metric("metric", q.metric.as_deref())?;
     let from = q
@@ -192,11 +191,7 @@ pub async fn daily(
         q.to.as_deref()
             .map(|s| time::parse_date("to", s))
             .transpose()?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(Error::invalid("from", "must not be after `to`").into());
-    }
+    check_order(from, to)?;
     let groups = state
         .store
         .daily_groups(&user, q.metric.as_deref(), from, to)
@@ -216,12 +211,7 @@ pub async fn summary(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let user = users::get(
-        state.store.as_ref(),
-        auth.workspace_id,
-        path_id("user", &path)?,
-    )
-    .await?;
+    let user = path_user(&state, &auth, &path).await?;
     Ok(HttpResponse::Ok().json(Data {
         data: state.store.metric_summaries(&user).await?,
     }))

@@ -26,7 +26,8 @@ pub struct RawSample {
     /// Unit of `value`; the metric's canonical unit when absent. Accepted alternatives are
     /// converted (lbs→kg, °F→°C, km/mi→m, kJ→kcal, mmol/L→mg/dL, s/h→min).
     pub unit: Option<String>,
-    /// RFC 3339 instant.
+    /// RFC 3339 instant. For sleep metrics, the instant the sleep ended: sleep belongs to the
+    /// local date on which it ends.
     pub recorded_at: String,
     /// The user's calendar date (YYYY-MM-DD); derived when absent.
     pub local_date: Option<String>,

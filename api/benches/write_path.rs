@@ -1,0 +1,299 @@
+//! Write-path throughput: the store's upsert path (`services::ingest::write`) and the HTTP ingest
+//! endpoint, next to each database's own bulk load as the ceiling (PostgreSQL `COPY`, SQLite one
+//! transaction of prepared plain inserts), into the same `samples` table with the same indexes.
+//!
+//! Run with `scripts/bench.sh` (starts a throwaway PostgreSQL) or with `TEST_DATABASE_URL` set:
+//! `cargo bench --bench write_path`. `BENCH_SAMPLES` sets the samples per measurement.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::postgres::PgPoolCopyExt as _;
+use vitasync_api::startup::Application;
+use vitasync_engine::config::Config;
+use vitasync_engine::domain::{NewSample, NewUser, User, new_id};
+use vitasync_engine::services::{ingest, workspaces};
+use vitasync_engine::store::postgres::PgStore;
+use vitasync_engine::store::sqlite::SqliteStore;
+use vitasync_engine::store::{self, DynStore};
+use vitasync_testkit::{Backend, FreshDb};
+
+fn config(db: &FreshDb) -> Config {
+    let env = [
+        ("DATABASE_URL".to_string(), db.url.clone()),
+        (
+            "VITASYNC_DATA_DIR".to_string(),
+            db.dir.path().display().to_string(),
+        ),
+        ("VITASYNC_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        (
+            "VITASYNC_ENCRYPTION_KEY".to_string(),
+            vitasync_engine::crypto::generate_key_b64(),
+        ),
+        ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
+        ("RUST_LOG".to_string(), "warn".to_string()),
+    ]
+    .into();
+    Config::load(None, &env).expect("config")
+}
+
+async fn new_user(store: &DynStore, ws: uuid::Uuid, name: &str) -> User {
+    let u = NewUser {
+        external_id: name.into(),
+        email: None,
+        display_name: None,
+        timezone: None,
+        metadata: None,
+    };
+    store.create_user(ws, &u).await.expect("user").0
+}
+
+/// Heart-rate samples one second apart: realistic intraday data, all new rows.
+fn samples(n: usize, start: DateTime<Utc>) -> Vec<NewSample> {
+    (0..n)
+        .map(|i| {
+            let at = start + chrono::Duration::seconds(i as i64);
+            NewSample {
+                provider: "api".into(),
+                metric: "heart_rate",
+                value: 55.0 + (i % 60) as f64,
+                unit: "bpm",
+                recorded_at: at,
+                local_date: at.date_naive(),
+                utc_offset_minutes: 0,
+                source: Some("bench".into()),
+                data: None,
+            }
+        })
+        .collect()
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+struct Row {
+    backend: &'static str,
+    path: &'static str,
+    batch: usize,
+    per_sec: f64,
+}
+
+async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &mut Vec<Row>) {
+    for batch in [1_000usize, 10_000] {
+        // Ceiling: the database's own bulk load into an identical, freshly migrated table.
+        let db = vitasync_testkit::fresh(backend).await;
+        let store = store::open(&config(&db)).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let (ws, _) = workspaces::create_with_admin_key(store.as_ref(), "bench", None)
+            .await
+            .expect("ws");
+        let user = new_user(&store, ws.id, "ceiling").await;
+        let data = samples(total, "2024-01-01T00:00:00Z".parse().unwrap());
+        let t = Instant::now();
+        match backend {
+            Backend::Sqlite => sqlite_ceiling(&db.url, user.id, &data, batch).await,
+            Backend::Postgres => pg_ceiling(&db.url, user.id, &data, batch).await,
+        }
+        let ceiling = rate(total, t.elapsed());
+        rows.push(Row {
+            backend: name,
+            path: "bulk load (ceiling)",
+            batch,
+            per_sec: ceiling,
+        });
+
+        // The store's write path: upsert with change detection, one transaction per batch.
+        let user = new_user(&store, ws.id, "store").await;
+        let t = Instant::now();
+        for chunk in data.chunks(batch) {
+            let out = ingest::write(store.as_ref(), &user, chunk.to_vec())
+                .await
+                .expect("write");
+            assert_eq!(out.inserted as usize, chunk.len());
+        }
+        rows.push(Row {
+            backend: name,
+            path: "store write path",
+            batch,
+            per_sec: rate(total, t.elapsed()),
+        });
+
+        // The same again: every sample unchanged (the cost of a re-sync).
+        let t = Instant::now();
+        for chunk in data.chunks(batch) {
+            let out = ingest::write(store.as_ref(), &user, chunk.to_vec())
+                .await
+                .expect("write");
+            assert_eq!(out.unchanged as usize, chunk.len());
+        }
+        rows.push(Row {
+            backend: name,
+            path: "store write path, all unchanged",
+            batch,
+            per_sec: rate(total, t.elapsed()),
+        });
+    }
+}
+
+async fn sqlite_ceiling(url: &str, user: uuid::Uuid, data: &[NewSample], batch: usize) {
+    let s = SqliteStore::connect(url, 1).await.expect("sqlite");
+    let now = Utc::now().timestamp_micros();
+    for chunk in data.chunks(batch) {
+        let mut tx = s.pool().begin().await.expect("tx");
+        for x in chunk {
+            sqlx::query(
+                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                                      utc_offset_minutes, source, data, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
+            )
+            .bind(new_id())
+            .bind(user)
+            .bind(&x.provider)
+            .bind(x.metric)
+            .bind(x.value)
+            .bind(x.unit)
+            .bind(x.recorded_at.timestamp_micros())
+            .bind(x.local_date.to_string())
+            .bind(x.utc_offset_minutes)
+            .bind(&x.source)
+            .bind(None::<String>)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        }
+        tx.commit().await.expect("commit");
+    }
+}
+
+async fn pg_ceiling(url: &str, user: uuid::Uuid, data: &[NewSample], batch: usize) {
+    let s = PgStore::connect(url, 1).await.expect("pg");
+    for chunk in data.chunks(batch) {
+        let mut text = String::with_capacity(chunk.len() * 160);
+        for x in chunk {
+            let _ = writeln!(
+                text,
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t\\N\tnow\tnow",
+                new_id(),
+                user,
+                x.provider,
+                x.metric,
+                x.value,
+                x.unit,
+                x.recorded_at.to_rfc3339(),
+                x.local_date,
+                x.utc_offset_minutes,
+                x.source.as_deref().unwrap_or("\\N"),
+            );
+        }
+        let mut copy = s
+            .pool()
+            .copy_in_raw(
+                "COPY samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                               utc_offset_minutes, source, data, created_at, updated_at) FROM STDIN",
+            )
+            .await
+            .expect("copy");
+        copy.send(text.as_bytes()).await.expect("send");
+        copy.finish().await.expect("finish");
+    }
+}
+
+async fn bench_http(backend: Backend, name: &'static str, total: usize, rows: &mut Vec<Row>) {
+    let db = vitasync_testkit::fresh(backend).await;
+    let app = Application::build(config(&db)).await.expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let store = app.state().store.clone();
+    actix_web::rt::spawn(app.run_until_stopped());
+    let (_, key) = workspaces::create_with_admin_key(store.as_ref(), "bench", None)
+        .await
+        .expect("ws");
+    let client = reqwest::Client::new();
+    for batch in [1_000usize, 10_000] {
+        let user: serde_json::Value = client
+            .post(format!("{base}/v1/users"))
+            .bearer_auth(&key.secret)
+            .json(&json!({"external_id": format!("http-{batch}")}))
+            .send()
+            .await
+            .expect("user")
+            .json()
+            .await
+            .expect("json");
+        let url = format!("{base}/v1/users/{}/health", user["id"].as_str().unwrap());
+        let start: DateTime<Utc> = "2024-01-01T00:00:00Z".parse().unwrap();
+        let bodies: Vec<Vec<u8>> = (0..total / batch)
+            .map(|b| {
+                let s: Vec<_> = (0..batch)
+                    .map(|i| {
+                        let at = start + chrono::Duration::seconds((b * batch + i) as i64);
+                        json!({"metric": "heart_rate", "value": 55 + (i % 60), "recorded_at": at.to_rfc3339(), "source": "bench"})
+                    })
+                    .collect();
+                serde_json::to_vec(&json!({"samples": s})).unwrap()
+            })
+            .collect();
+        let t = Instant::now();
+        for body in bodies {
+            let res = client
+                .post(&url)
+                .bearer_auth(&key.secret)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert!(
+                res.status().is_success(),
+                "{}",
+                res.text().await.unwrap_or_default()
+            );
+        }
+        rows.push(Row {
+            backend: name,
+            path: "POST /v1/users/{id}/health",
+            batch,
+            per_sec: rate(total, t.elapsed()),
+        });
+    }
+}
+
+fn main() {
+    let total: usize = std::env::var("BENCH_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000);
+    actix_web::rt::System::new().block_on(async move {
+        let mut rows = Vec::new();
+        for (backend, name) in [
+            (Backend::Sqlite, "SQLite"),
+            (Backend::Postgres, "PostgreSQL"),
+        ] {
+            bench_store(backend, name, total, &mut rows).await;
+            bench_http(backend, name, total, &mut rows).await;
+        }
+        println!("samples per measurement: {total}");
+        println!("| database | path | batch | samples/s | vs ceiling |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+        for r in &rows {
+            let ceiling = rows
+                .iter()
+                .find(|c| {
+                    c.backend == r.backend && c.batch == r.batch && c.path.starts_with("bulk")
+                })
+                .map(|c| c.per_sec)
+                .unwrap_or(f64::NAN);
+            println!(
+                "| {} | {} | {} | {:.0} | {:.0} % |",
+                r.backend,
+                r.path,
+                r.batch,
+                r.per_sec,
+                100.0 * r.per_sec / ceiling
+            );
+        }
+    });
+}
