@@ -8,6 +8,7 @@
 //!   migrations; tenancy is enforced by its signatures.
 //! - [`services`]: use cases shared by the REST API and the MCP server (validation, ingest,
 //!   keys, bootstrap).
+//! - [`providers`]: the provider port, the registry, and one folder per provider.
 //! - [`crypto`]: AES-256-GCM secrets at rest under rotatable key ids.
 //! - [`config`]: layered configuration (defaults → TOML → environment).
 //! - [`cursor`]: opaque, stable (time, id) pagination cursors.
@@ -22,6 +23,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod domain;
 pub mod error;
+pub mod providers;
 pub mod services;
 pub mod store;
 pub mod time;

@@ -2,11 +2,13 @@
 //! also the API's response shapes (they derive `ToSchema` for the OpenAPI document).
 
 pub mod api_key;
+pub mod event;
 pub mod sample;
 pub mod user;
 pub mod workspace;
 
 pub use api_key::{ApiKey, NewApiKey, Scope, Scopes};
+pub use event::{Event, EventType, NewEvent};
 pub use sample::{
     ChangedValue, DailyValue, MetricSummary, NewSample, Sample, SampleChange, SampleQuery,
     WriteOutcome,

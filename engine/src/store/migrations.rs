@@ -23,16 +23,30 @@ impl Backend {
 
 type Embedded = (i64, &'static str, &'static str);
 
-const SQLITE: &[Embedded] = &[(
-    1,
-    "foundation",
-    include_str!("../../../migrations/sqlite/0001_foundation.sql"),
-)];
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "foundation",
-    include_str!("../../../migrations/postgres/0001_foundation.sql"),
-)];
+const SQLITE: &[Embedded] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../../migrations/sqlite/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "connections",
+        include_str!("../../../migrations/sqlite/0002_connections.sql"),
+    ),
+];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "foundation",
+        include_str!("../../../migrations/postgres/0001_foundation.sql"),
+    ),
+    (
+        2,
+        "connections",
+        include_str!("../../../migrations/postgres/0002_connections.sql"),
+    ),
+];
 
 fn embedded(backend: Backend) -> &'static [Embedded] {
     match backend {

@@ -369,6 +369,13 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        for table in [
+            "DELETE FROM events WHERE user_id = $1",
+            "DELETE FROM sync_jobs WHERE user_id = $1",
+            "DELETE FROM connections WHERE user_id = $1",
+        ] {
+            sqlx::query(table).bind(id).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -411,6 +418,9 @@ impl Store for PgStore {
         }
         // `old` reads the pre-statement snapshot, so joining it to what the upsert returned gives
         // each change's previous value; rows the WHERE clause skipped are the unchanged ones.
+        // `old` is a LATERAL lookup so every input row probes the unique index, whatever the
+        // planner estimates: as a plain join, plans with accurate array sizes hash-joined a
+        // scan of all the user's samples per batch, which made long backfills quadratic.
         let rows = sqlx::query(
             "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[],
@@ -418,9 +428,13 @@ impl Store for PgStore {
                      AS t(id, provider, metric, value, unit, recorded_at, local_date, utc_offset_minutes, source, data)
              ),
              old AS (
-                 SELECT s.provider, s.metric, s.recorded_at, s.value, s.local_date
-                 FROM samples s JOIN input i
-                   ON s.user_id = $1 AND s.provider = i.provider AND s.metric = i.metric AND s.recorded_at = i.recorded_at
+                 SELECT i.provider, i.metric, i.recorded_at, s.value, s.local_date
+                 FROM input i
+                 CROSS JOIN LATERAL (
+                     SELECT value, local_date FROM samples s
+                     WHERE s.user_id = $1 AND s.provider = i.provider AND s.metric = i.metric
+                       AND s.recorded_at = i.recorded_at
+                 ) s
              ),
              up AS (
                  INSERT INTO samples AS s (id, user_id, provider, metric, value, unit, recorded_at, local_date,

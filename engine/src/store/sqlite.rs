@@ -2,6 +2,7 @@
 //! 'YYYY-MM-DD' text, JSON as text. Write transactions start with `BEGIN IMMEDIATE` so that two
 //! writers queue on the busy timeout instead of failing when a read lock would need upgrading.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -50,6 +51,57 @@ fn date_text(d: NaiveDate) -> String {
 
 fn json(s: &str) -> Result<serde_json::Value> {
     serde_json::from_str(s).map_err(|e| Error::internal(format!("stored JSON is invalid: {e}")))
+}
+
+/// Rows per multi-row INSERT: 13 parameters each, well under SQLite's 32,766-parameter limit.
+const ROWS_PER_INSERT: usize = 1_000;
+
+/// The columns of a stored sample that decide whether a write changes it.
+struct StoredSample {
+    value: f64,
+    local_date: NaiveDate,
+    utc_offset_minutes: i32,
+    source: Option<String>,
+    data: Option<serde_json::Value>,
+}
+
+impl StoredSample {
+    fn same_as(&self, s: &NewSample) -> bool {
+        self.value.to_bits() == s.value.to_bits()
+            && self.local_date == s.local_date
+            && self.utc_offset_minutes == s.utc_offset_minutes
+            && self.source == s.source
+            && self.data == s.data
+    }
+}
+
+/// Updates one changed sample in place. Corrections are rare next to new data, so one
+/// statement per changed row is cheap enough.
+async fn update_one(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: &User,
+    s: &NewSample,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE samples SET value = $5, unit = $6, local_date = $7, utc_offset_minutes = $8, source = $9,
+                data = $10, updated_at = $11
+         WHERE user_id = $1 AND provider = $2 AND metric = $3 AND recorded_at = $4",
+    )
+    .bind(user.id)
+    .bind(&s.provider)
+    .bind(s.metric)
+    .bind(micros(s.recorded_at))
+    .bind(s.value)
+    .bind(s.unit)
+    .bind(date_text(s.local_date))
+    .bind(s.utc_offset_minutes)
+    .bind(&s.source)
+    .bind(s.data.as_ref().map(|d| d.to_string()))
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl SqliteStore {
@@ -417,6 +469,13 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
+        for table in [
+            "DELETE FROM events WHERE user_id = $1",
+            "DELETE FROM sync_jobs WHERE user_id = $1",
+            "DELETE FROM connections WHERE user_id = $1",
+        ] {
+            sqlx::query(table).bind(id).execute(&mut *tx).await?;
+        }
         sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
@@ -432,104 +491,121 @@ impl Store for SqliteStore {
         }
         let now = micros(Utc::now());
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+
+        // 1. Read the existing rows for the whole batch in one statement: the keys travel as
+        //    one JSON array (text and integers only, so nothing is lost in parsing) and each is
+        //    looked up through the unique index (CROSS JOIN pins json_each as the outer loop;
+        //    left to itself the planner scans the user's samples instead).
+        let keys = serde_json::Value::Array(
+            batch
+                .iter()
+                .map(|s| serde_json::json!([s.provider, s.metric, micros(s.recorded_at)]))
+                .collect(),
+        );
+        let existing = sqlx::query(
+            "SELECT s.provider, s.metric, s.recorded_at, s.value, s.local_date, s.utc_offset_minutes,
+                    s.source, s.data
+             FROM json_each($2) AS j
+             CROSS JOIN samples s
+               ON s.user_id = $1
+              AND s.provider = json_extract(j.value, '$[0]')
+              AND s.metric = json_extract(j.value, '$[1]')
+              AND s.recorded_at = json_extract(j.value, '$[2]')",
+        )
+        .bind(user.id)
+        .bind(keys.to_string())
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut old: HashMap<(String, String, i64), StoredSample> =
+            HashMap::with_capacity(existing.len());
+        for r in &existing {
+            let data: Option<String> = r.try_get("data")?;
+            old.insert(
+                (
+                    r.try_get("provider")?,
+                    r.try_get("metric")?,
+                    r.try_get("recorded_at")?,
+                ),
+                StoredSample {
+                    value: r.try_get("value")?,
+                    local_date: date(r.try_get("local_date")?)?,
+                    utc_offset_minutes: r.try_get("utc_offset_minutes")?,
+                    source: r.try_get("source")?,
+                    data: data.as_deref().map(json).transpose()?,
+                },
+            );
+        }
+
+        // 2. Classify every sample against what is stored.
+        let mut fresh: Vec<&NewSample> = Vec::new();
         for s in batch {
-            let at = micros(s.recorded_at);
-            let day = date_text(s.local_date);
-            let data = s.data.as_ref().map(|d| d.to_string());
-            // The common case (new data) costs one statement; only conflicts read the old row.
-            let inserted = sqlx::query(
-                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
-                                      utc_offset_minutes, source, data, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
-                 ON CONFLICT (user_id, provider, metric, recorded_at) DO NOTHING",
-            )
-            .bind(new_id())
-            .bind(user.id)
-            .bind(&s.provider)
-            .bind(s.metric)
-            .bind(s.value)
-            .bind(s.unit)
-            .bind(at)
-            .bind(&day)
-            .bind(s.utc_offset_minutes)
-            .bind(&s.source)
-            .bind(&data)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
             let new = ChangedValue {
                 value: s.value,
                 local_date: s.local_date,
             };
-            if inserted {
-                out.inserted += 1;
-                out.changes.push(SampleChange {
-                    user_id: user.id,
-                    provider: s.provider.clone(),
-                    metric: s.metric.to_string(),
-                    recorded_at: s.recorded_at,
-                    old: None,
-                    new: Some(new),
-                });
-                continue;
-            }
-            let old = sqlx::query(
-                "SELECT value, local_date, utc_offset_minutes, source, data FROM samples
-                 WHERE user_id = $1 AND provider = $2 AND metric = $3 AND recorded_at = $4",
-            )
-            .bind(user.id)
-            .bind(&s.provider)
-            .bind(s.metric)
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await?;
-            let old_value: f64 = old.try_get("value")?;
-            let old_date = date(old.try_get("local_date")?)?;
-            let old_offset: i32 = old.try_get("utc_offset_minutes")?;
-            let old_source: Option<String> = old.try_get("source")?;
-            let old_data: Option<String> = old.try_get("data")?;
-            let old_data = old_data.as_deref().map(json).transpose()?;
-            let same = old_value.to_bits() == s.value.to_bits()
-                && old_date == s.local_date
-                && old_offset == s.utc_offset_minutes
-                && old_source == s.source
-                && old_data == s.data;
-            if same {
-                out.unchanged += 1;
-                continue;
-            }
-            sqlx::query(
-                "UPDATE samples SET value = $5, unit = $6, local_date = $7, utc_offset_minutes = $8, source = $9,
-                        data = $10, updated_at = $11
-                 WHERE user_id = $1 AND provider = $2 AND metric = $3 AND recorded_at = $4",
-            )
-            .bind(user.id)
-            .bind(&s.provider)
-            .bind(s.metric)
-            .bind(at)
-            .bind(s.value)
-            .bind(s.unit)
-            .bind(&day)
-            .bind(s.utc_offset_minutes)
-            .bind(&s.source)
-            .bind(&data)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            out.updated += 1;
-            out.changes.push(SampleChange {
+            let change = |old: Option<ChangedValue>| SampleChange {
                 user_id: user.id,
                 provider: s.provider.clone(),
                 metric: s.metric.to_string(),
                 recorded_at: s.recorded_at,
-                old: Some(ChangedValue {
-                    value: old_value,
-                    local_date: old_date,
-                }),
+                old,
                 new: Some(new),
-            });
+            };
+            match old.get(&(
+                s.provider.clone(),
+                s.metric.to_string(),
+                micros(s.recorded_at),
+            )) {
+                None => {
+                    fresh.push(s);
+                    out.inserted += 1;
+                    out.changes.push(change(None));
+                }
+                Some(o) if o.same_as(s) => out.unchanged += 1,
+                Some(o) => {
+                    update_one(&mut tx, user, s, now).await?;
+                    out.updated += 1;
+                    out.changes.push(change(Some(ChangedValue {
+                        value: o.value,
+                        local_date: o.local_date,
+                    })));
+                }
+            }
+        }
+
+        // 3. Insert the new rows with multi-row statements (values are bound, never formatted,
+        //    so floats are stored bit for bit).
+        for chunk in fresh.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::with_capacity(140 + chunk.len() * 44);
+            sql.push_str(
+                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                                      utc_offset_minutes, source, data, created_at, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                sql.push_str(if i == 0 {
+                    "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                } else {
+                    ",(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                });
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for s in chunk {
+                q = q
+                    .bind(new_id())
+                    .bind(user.id)
+                    .bind(s.provider.as_str())
+                    .bind(s.metric)
+                    .bind(s.value)
+                    .bind(s.unit)
+                    .bind(micros(s.recorded_at))
+                    .bind(date_text(s.local_date))
+                    .bind(s.utc_offset_minutes)
+                    .bind(s.source.as_deref())
+                    .bind(s.data.as_ref().map(|d| d.to_string()))
+                    .bind(now)
+                    .bind(now);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(out)
