@@ -16,4 +16,11 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     pg_start
 fi
 
-cargo test --workspace --locked "$@"
+log="$(mktemp -t vitasync-test.XXXXXX)"
+status=0
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "%d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"
