@@ -8,7 +8,7 @@ pub mod user;
 pub mod workspace;
 
 pub use api_key::{ApiKey, NewApiKey, Scope, Scopes};
-pub use event::{Event, EventType, NewEvent};
+pub use event::{EventType, NewEvent};
 pub use sample::{
     ChangedValue, DailyValue, MetricSummary, NewSample, Sample, SampleChange, SampleQuery,
     WriteOutcome,
