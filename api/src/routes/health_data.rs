@@ -5,15 +5,14 @@ use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use vitasync_engine::cursor::{Cursor, Limit};
-use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery, User};
+use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery};
 use vitasync_engine::services::ingest::{self as ingest_svc, RawSample};
-use vitasync_engine::services::users;
 use vitasync_engine::{Error, catalogue, store, time};
 
-use crate::auth::{Authed, Caller, Read, Write};
+use crate::auth::{Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ValidJson, ValidQuery, path_id};
-use crate::routes::{Data, List};
+use crate::extract::{ValidJson, ValidQuery};
+use crate::routes::{Data, List, path_user};
 use crate::state::AppState;
 
 /// Provider name recorded for samples pushed through the API.
@@ -61,16 +60,6 @@ pub struct DailyQuery {
     pub from: Option<String>,
     /// Last local date (YYYY-MM-DD), inclusive.
     pub to: Option<String>,
-}
-
-/// The user named by the path, looked up inside the caller's workspace (the tenancy gate).
-async fn path_user(state: &AppState, caller: &Caller, raw_id: &str) -> Result<User, Error> {
-    users::get(
-        state.store.as_ref(),
-        caller.workspace_id,
-        path_id("user", raw_id)?,
-    )
-    .await
 }
 
 /// `from` must not be after `to`.

@@ -10,7 +10,14 @@ pub mod workspace;
 use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
+use vitasync_engine::Error;
 use vitasync_engine::cursor::{Cursor, Page};
+use vitasync_engine::domain::User;
+use vitasync_engine::services::users as user_service;
+
+use crate::auth::Caller;
+use crate::extract::path_id;
+use crate::state::AppState;
 
 /// The list envelope every collection uses.
 #[derive(Debug, Serialize, ToSchema)]
@@ -40,6 +47,17 @@ impl<T: ToSchema> List<T> {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Data<T: ToSchema> {
     pub data: T,
+}
+
+/// The user named by a path segment, looked up inside the caller's workspace: the tenancy gate
+/// for every user-owned route.
+pub async fn path_user(state: &AppState, caller: &Caller, raw_id: &str) -> Result<User, Error> {
+    user_service::get(
+        state.store.as_ref(),
+        caller.workspace_id,
+        path_id("user", raw_id)?,
+    )
+    .await
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

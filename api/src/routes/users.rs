@@ -10,7 +10,7 @@ use vitasync_engine::services::users;
 use crate::auth::{Admin, Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ValidJson, ValidQuery, path_id};
-use crate::routes::List;
+use crate::routes::{List, path_user};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -76,8 +76,7 @@ pub async fn get(
     state: web::Data<AppState>,
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
-    let id = path_id("user", &path)?;
-    Ok(HttpResponse::Ok().json(users::get(state.store.as_ref(), auth.workspace_id, id).await?))
+    Ok(HttpResponse::Ok().json(path_user(&state, &auth, &path).await?))
 }
 
 /// Updates a user: absent fields are kept, `null` clears.

@@ -141,7 +141,7 @@ impl Registry {
         Registry::default()
     }
 
-    /// Every built-in provider, configured from `env`.
+    /// Every built-in provider.
     pub fn builtin() -> Self {
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
