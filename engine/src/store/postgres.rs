@@ -421,6 +421,15 @@ impl Store for PgStore {
         // `old` is a LATERAL lookup so every input row probes the unique index, whatever the
         // planner estimates: as a plain join, plans with accurate array sizes hash-joined a
         // scan of all the user's samples per batch, which made long backfills quadratic.
+        // Identity lookups must probe the unique index whatever the statistics say: while a
+        // table grows fast (a first backfill), autovacuum has not analysed it yet, the planner
+        // believes it nearly empty and picks sequential scans inside the per-row probe, turning
+        // each batch into a scan of everything written so far. Disabling them for this one
+        // transaction keeps the cost proportional to the batch.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut *tx)
+            .await?;
         let rows = sqlx::query(
             "WITH input AS (
                  SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[],
@@ -466,7 +475,7 @@ impl Store for PgStore {
         .bind(&offsets)
         .bind(&sources)
         .bind(&datas)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
         for r in &rows {
             let old_value: Option<f64> = r.try_get("old_value")?;
@@ -492,6 +501,7 @@ impl Store for PgStore {
                 }),
             });
         }
+        tx.commit().await?;
         out.unchanged = n as u64 - rows.len() as u64;
         Ok(out)
     }
