@@ -121,6 +121,7 @@ async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &
                 );
             }
             Backend::Postgres => {
+                settle(backend, &db.url).await;
                 let t = Instant::now();
                 pg_ceiling(&db.url, user.id, &data, batch).await;
                 push(
@@ -137,6 +138,7 @@ async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &
 
         // The store's write path: upsert with change detection, one transaction per batch.
         let user = new_user(&store, ws.id, "store").await;
+        settle(backend, &db.url).await;
         let t = Instant::now();
         for chunk in data.chunks(batch) {
             let out = ingest::write(store.as_ref(), &user, chunk.to_vec())
@@ -155,6 +157,7 @@ async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &
         );
 
         // The same again: every sample unchanged (the cost of a re-sync).
+        settle(backend, &db.url).await;
         let t = Instant::now();
         for chunk in data.chunks(batch) {
             let out = ingest::write(store.as_ref(), &user, chunk.to_vec())
@@ -171,6 +174,19 @@ async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &
                 per_sec: rate(total, t.elapsed()),
             },
         );
+    }
+}
+
+/// Starts each PostgreSQL measurement from a fresh checkpoint, so one measurement does not pay
+/// for flushing what the previous ones wrote (with fsync on, that stalls for seconds).
+async fn settle(backend: Backend, url: &str) {
+    if backend == Backend::Postgres {
+        use sqlx::Connection as _;
+        let mut c = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query("CHECKPOINT")
+            .execute(&mut c)
+            .await
+            .expect("checkpoint");
     }
 }
 
@@ -303,12 +319,13 @@ async fn bench_http(backend: Backend, name: &'static str, total: usize, rows: &m
         .expect("ws");
     // The client runs on its own thread and runtime, as a real client would: this thread keeps
     // serving the runtime the store's connection pool was created on.
+    let db_url = db.url.clone();
     let client_thread = std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(http_client(base, key.secret, total))
+        rt.block_on(http_client(base, key.secret, total, backend, db_url))
     });
     let measured =
         actix_web::rt::task::spawn_blocking(move || client_thread.join().expect("client thread"))
@@ -328,7 +345,13 @@ async fn bench_http(backend: Backend, name: &'static str, total: usize, rows: &m
 }
 
 /// Sends `total` samples in requests of 1,000 and then 10,000; returns (batch, samples/s).
-async fn http_client(base: String, key: String, total: usize) -> Vec<(usize, f64)> {
+async fn http_client(
+    base: String,
+    key: String,
+    total: usize,
+    backend: Backend,
+    db_url: String,
+) -> Vec<(usize, f64)> {
     let client = reqwest::Client::new();
     let mut out = Vec::new();
     for batch in [1_000usize, 10_000] {
@@ -355,6 +378,7 @@ async fn http_client(base: String, key: String, total: usize) -> Vec<(usize, f64
                 serde_json::to_vec(&json!({"samples": s})).unwrap()
             })
             .collect();
+        settle(backend, &db_url).await;
         let t = Instant::now();
         for body in bodies {
             let res = client
