@@ -1,12 +1,16 @@
 //! Configuration, layered: built-in defaults → optional TOML file (`--config` or
 //! `VITASYNC_CONFIG`) → environment variables. Later layers win field by field.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::providers::ProviderSettings;
+
+/// Providers whose settings can come from `VITASYNC_<P>_*` variables.
+pub const CONFIGURABLE_PROVIDERS: &[&str] = &["fitbit", "garmin", "strava", "whoop"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -40,6 +44,16 @@ pub struct Config {
     pub rate_limit_rps: f64,
     /// `VITASYNC_RATE_LIMIT_BURST`: requests a key may make at once before the rate applies.
     pub rate_limit_burst: u32,
+    /// `VITASYNC_PUBLIC_URL`: the externally reachable base URL; OAuth callbacks are
+    /// `{public_url}/v1/oauth/{provider}/callback`.
+    pub public_url: Option<String>,
+    /// `VITASYNC_OAUTH_RETURN_URLS`: comma-separated prefixes an OAuth `return_url` must start
+    /// with.
+    pub oauth_return_urls: Vec<String>,
+    /// `VITASYNC_SYNC_INTERVAL_SECS`: how often each connection syncs incrementally (jittered).
+    pub sync_interval_secs: u64,
+    /// `[providers.<id>]` tables and `VITASYNC_<P>_*` variables.
+    pub providers: BTreeMap<String, ProviderSettings>,
 }
 
 impl Default for Config {
@@ -55,6 +69,10 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             rate_limit_rps: 50.0,
             rate_limit_burst: 100,
+            public_url: None,
+            oauth_return_urls: Vec::new(),
+            sync_interval_secs: 15 * 60,
+            providers: BTreeMap::new(),
         }
     }
 }
@@ -137,7 +155,38 @@ impl Config {
         if let Some(v) = get("VITASYNC_RATE_LIMIT_BURST") {
             self.rate_limit_burst = parse_env("VITASYNC_RATE_LIMIT_BURST", &v)?;
         }
+        if let Some(v) = get("VITASYNC_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("VITASYNC_OAUTH_RETURN_URLS") {
+            self.oauth_return_urls = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
+        if let Some(v) = get("VITASYNC_SYNC_INTERVAL_SECS") {
+            self.sync_interval_secs = parse_env("VITASYNC_SYNC_INTERVAL_SECS", &v)?;
+        }
+        for p in CONFIGURABLE_PROVIDERS {
+            let entry = self.providers.entry(p.to_string()).or_default();
+            entry.apply_env(p, env).map_err(Error::Config)?;
+        }
         Ok(())
+    }
+
+    /// The public base URL (no trailing slash); defaults to the listen address.
+    pub fn public_base(&self) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.listen))
+            .trim_end_matches('/')
+            .to_string()
+    }
+
+    /// Where a provider sends the user back after consent.
+    pub fn oauth_callback_url(&self, provider: &str) -> String {
+        format!("{}/v1/oauth/{provider}/callback", self.public_base())
     }
 
     /// The store this configuration selects.

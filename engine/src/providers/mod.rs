@@ -8,9 +8,15 @@
 //! stays flat however much history there is, and a crash between batches resumes exactly.
 
 pub mod demo;
+pub mod http;
+pub mod oauth;
+pub mod settings;
+pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
@@ -18,6 +24,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{EventType, NewEvent, NewSample};
+
+pub use http::{Budget, ProviderHttp, RetryPolicy};
+pub use oauth::{ClientAuth, OAuthApp, OAuthSpec, TokenSet};
+pub use settings::{Endpoints, ProviderSettings};
+pub use webhook::{WebhookError, WebhookReply, WebhookRequest, WebhookTarget};
 
 /// How a user connects an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
@@ -60,6 +71,10 @@ pub struct SyncRequest {
     pub user: SyncUser,
     /// Decrypted access token, for providers that need one.
     pub access_token: Option<String>,
+    /// The user's id at the provider (per-user rate budgets, URLs that name the user).
+    pub provider_user_id: Option<String>,
+    /// Only these data types (a webhook's targeted sync); empty = every type.
+    pub data_types: Vec<String>,
     pub cursors: Cursors,
     /// Explicit window (a manual re-sync); None = from the cursors (or the backfill start) to now.
     pub range: Option<(DateTime<Utc>, DateTime<Utc>)>,
@@ -82,6 +97,11 @@ impl SyncRequest {
         }
     }
 
+    /// Whether this run covers `data_type`.
+    pub fn wants(&self, data_type: &str) -> bool {
+        self.data_types.is_empty() || self.data_types.iter().any(|d| d == data_type)
+    }
+
     pub fn end(&self) -> DateTime<Utc> {
         self.range
             .map(|(_, to)| to.min(self.now))
@@ -90,7 +110,7 @@ impl SyncRequest {
 }
 
 /// One unit of progress: samples and events to write, and the cursors after them.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SyncBatch {
     pub samples: Vec<NewSample>,
     pub events: Vec<NewEvent>,
@@ -112,6 +132,15 @@ pub enum ProviderError {
     /// The provider answered something we cannot read.
     #[error("malformed provider response: {0}")]
     Malformed(String),
+    /// 403: the grant lacks a scope or permission; refreshing will not help.
+    #[error("permission denied by provider: {0}")]
+    Forbidden(String),
+    /// 404 for a resource the sync expected.
+    #[error("not found at provider: {0}")]
+    NotFound(String),
+    /// Any other 4xx: the request itself was refused.
+    #[error("request rejected by provider: {0}")]
+    Rejected(String),
     /// The provider is not configured on this server.
     #[error("provider not configured: {0}")]
     NotConfigured(&'static str),
@@ -119,15 +148,63 @@ pub enum ProviderError {
 
 pub type BatchStream<'a> = BoxStream<'a, Result<SyncBatch, ProviderError>>;
 
+/// The account a token set belongs to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Account {
+    pub provider_user_id: Option<String>,
+}
+
 /// A data source.
+#[async_trait]
 pub trait Provider: Send + Sync + 'static {
     fn info(&self) -> &ProviderInfo;
 
     /// False when the server lacks the credentials this provider needs.
     fn configured(&self) -> bool;
 
+    /// The shape of the provider's OAuth flow; None for providers that need no OAuth.
+    fn oauth_spec(&self) -> Option<&OAuthSpec> {
+        None
+    }
+
+    /// This deployment's OAuth client, with `redirect_url` as the callback; None when the
+    /// provider needs no OAuth or is not configured.
+    fn oauth_app(&self, redirect_url: &str) -> Option<OAuthApp> {
+        let _ = redirect_url;
+        None
+    }
+
+    /// Who the tokens belong to at the provider (called once after the code exchange).
+    async fn account(&self, tokens: &TokenSet) -> Result<Account, ProviderError> {
+        let _ = tokens;
+        Ok(Account::default())
+    }
+
+    /// Revokes the grant at the provider, where the provider allows it.
+    async fn revoke(
+        &self,
+        tokens: &TokenSet,
+        provider_user_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let _ = (tokens, provider_user_id);
+        Ok(())
+    }
+
+    /// Verifies and reads a webhook call (handshakes included).
+    fn webhook(&self, req: &WebhookRequest) -> Result<WebhookReply, WebhookError> {
+        let _ = req;
+        Err(WebhookError::Unsupported)
+    }
+
     /// Lazily yields the connection's data from its cursors up to now.
     fn sync(&self, req: SyncRequest) -> BatchStream<'_>;
+}
+
+/// What a provider is built from.
+#[derive(Clone)]
+pub struct ProviderContext {
+    pub settings: ProviderSettings,
+    pub http: ProviderHttp,
 }
 
 /// The providers known to this server, by id.
@@ -141,8 +218,13 @@ impl Registry {
         Registry::default()
     }
 
-    /// Every built-in provider.
-    pub fn builtin() -> Self {
+    /// Every built-in provider, configured from `settings` (by provider id).
+    pub fn builtin(settings: &BTreeMap<String, ProviderSettings>, http: &ProviderHttp) -> Self {
+        let ctx = |id: &str| ProviderContext {
+            settings: settings.get(id).cloned().unwrap_or_default(),
+            http: http.clone(),
+        };
+        let _ = ctx;
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
         r

@@ -46,6 +46,7 @@ impl Default for DemoProvider {
     }
 }
 
+#[async_trait::async_trait]
 impl Provider for DemoProvider {
     fn info(&self) -> &ProviderInfo {
         &self.info
