@@ -46,3 +46,32 @@ pub struct NewEvent {
     pub max_hr: Option<f64>,
     pub data: Option<serde_json::Value>,
 }
+
+/// A stored event as the API lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Event {
+    pub id: uuid::Uuid,
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    pub provider: String,
+    pub provider_event_id: String,
+    pub activity_type: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub local_date: NaiveDate,
+    pub duration_s: Option<f64>,
+    pub distance_m: Option<f64>,
+    pub energy_kcal: Option<f64>,
+    pub avg_hr: Option<f64>,
+    pub max_hr: Option<f64>,
+    pub data: Option<serde_json::Value>,
+}
+
+/// Filters for listing events (newest first by start).
+#[derive(Debug, Clone, Default)]
+pub struct EventQuery {
+    pub event_type: Option<EventType>,
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive upper bound.
+    pub to: Option<DateTime<Utc>>,
+}

@@ -2,13 +2,18 @@
 //! also the API's response shapes (they derive `ToSchema` for the OpenAPI document).
 
 pub mod api_key;
+pub mod connection;
 pub mod event;
 pub mod sample;
 pub mod user;
 pub mod workspace;
 
 pub use api_key::{ApiKey, NewApiKey, Scope, Scopes};
-pub use event::{EventType, NewEvent};
+pub use connection::{
+    BatchOutcome, Connection, ConnectionId, ConnectionStatus, ConnectionView, JobStatus,
+    NewConnection, OAuthState, SyncJob, SyncJobId, SyncTrigger,
+};
+pub use event::{Event, EventQuery, EventType, NewEvent};
 pub use sample::{
     ChangedValue, DailyValue, MetricSummary, NewSample, Sample, SampleChange, SampleQuery,
     WriteOutcome,

@@ -34,6 +34,11 @@ const SQLITE: &[Embedded] = &[
         "connections",
         include_str!("../../../migrations/sqlite/0002_connections.sql"),
     ),
+    (
+        3,
+        "oauth",
+        include_str!("../../../migrations/sqlite/0003_oauth.sql"),
+    ),
 ];
 const POSTGRES: &[Embedded] = &[
     (
@@ -45,6 +50,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "connections",
         include_str!("../../../migrations/postgres/0002_connections.sql"),
+    ),
+    (
+        3,
+        "oauth",
+        include_str!("../../../migrations/postgres/0003_oauth.sql"),
     ),
 ];
 

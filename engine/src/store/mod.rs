@@ -19,10 +19,13 @@ use crate::catalogue;
 use crate::config::{Config, StoreUrl};
 use crate::cursor::{Cursor, Limit, Page};
 use crate::domain::{
-    ApiKey, ApiKeyId, DailyValue, MetricSummary, NewApiKey, NewSample, NewUser, Sample,
-    SampleQuery, User, UserId, Workspace, WorkspaceId, WriteOutcome,
+    ApiKey, ApiKeyId, BatchOutcome, Connection, ConnectionId, ConnectionStatus, DailyValue, Event,
+    EventQuery, JobStatus, MetricSummary, NewApiKey, NewConnection, NewSample, NewUser, OAuthState,
+    Sample, SampleQuery, SyncJob, SyncJobId, SyncTrigger, User, UserId, Workspace, WorkspaceId,
+    WriteOutcome,
 };
 use crate::error::Result;
+use crate::providers::{Cursors, SyncBatch};
 
 pub use migrations::{Backend, migrations_for};
 
@@ -120,6 +123,111 @@ pub trait Store: Send + Sync + 'static {
         to: Option<NaiveDate>,
     ) -> Result<Vec<DailyGroup>>;
     async fn metric_summaries(&self, user: &User) -> Result<Vec<MetricSummary>>;
+
+    // Connections.
+    /// Creates the user's connection to `new.provider`, or re-activates the existing one with
+    /// the new tokens (its cursors are kept, so a reconnect resumes instead of re-fetching).
+    async fn upsert_connection(
+        &self,
+        user: &User,
+        new: &NewConnection,
+        at: DateTime<Utc>,
+    ) -> Result<Connection>;
+    async fn connection(&self, user: &User, id: ConnectionId) -> Result<Option<Connection>>;
+    /// Any workspace's connection: for the sync actors, which run below tenancy.
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>>;
+    async fn list_connections(&self, user: &User) -> Result<Vec<Connection>>;
+    /// Every connection the sync supervisor should run (active ones), across workspaces.
+    async fn runnable_connections(&self) -> Result<Vec<Connection>>;
+    /// Connections of one provider account (webhooks address users by their provider id).
+    async fn connections_for_account(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<Connection>>;
+    async fn update_connection_tokens(
+        &self,
+        id: ConnectionId,
+        sealed_tokens: &str,
+        expires_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    async fn set_connection_status(
+        &self,
+        id: ConnectionId,
+        status: ConnectionStatus,
+        last_error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Marks the connection disconnected and forgets its tokens; with `delete_data`, also
+    /// removes the samples and events it brought and resets its cursors, in one transaction.
+    /// Returns the samples removed, or None when the connection is not the user's.
+    async fn disconnect_connection(
+        &self,
+        user: &User,
+        id: ConnectionId,
+        delete_data: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>>;
+
+    // Sync jobs.
+    async fn create_sync_job(
+        &self,
+        conn: &Connection,
+        trigger: SyncTrigger,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    ) -> Result<SyncJob>;
+    async fn start_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<()>;
+    async fn finish_sync_job(
+        &self,
+        id: SyncJobId,
+        status: JobStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Jobs a previous process left queued or running end as failed ("interrupted"); their
+    /// committed batches stay, and the next run resumes from the committed cursors.
+    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<u64>;
+    async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>>;
+    async fn list_sync_jobs(
+        &self,
+        user: &User,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<SyncJob>>;
+
+    /// Commits one sync batch atomically: its samples (through the same write path as
+    /// [`Store::write_samples`]), its events (upserted on the provider's id), the connection's
+    /// cursors and last-synced time, and the job's counters. A crash leaves either all of it
+    /// or none of it, so a resumed sync neither loses nor duplicates anything.
+    async fn commit_sync_batch(
+        &self,
+        user: &User,
+        conn: &Connection,
+        job: Option<SyncJobId>,
+        batch: &SyncBatch,
+        at: DateTime<Utc>,
+    ) -> Result<BatchOutcome>;
+
+    // Events.
+    async fn list_events(
+        &self,
+        user: &User,
+        q: &EventQuery,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Event>>;
+
+    // OAuth states.
+    async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()>;
+    /// Removes and returns the state (single use), expired or not; expired states of anyone
+    /// are swept at the same time.
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthState>>;
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -143,6 +251,17 @@ pub async fn open(cfg: &Config) -> Result<DynStore> {
         StoreUrl::Postgres(url) => Ok(Arc::new(
             postgres::PgStore::connect(&url, cfg.database_max_connections).await?,
         )),
+    }
+}
+
+/// Later cursors win per data type: a batch never moves progress backwards, even when a manual
+/// re-sync of an old window commits after newer data.
+pub fn merge_cursors(stored: &mut Cursors, batch: &Cursors) {
+    for (k, v) in batch {
+        let e = stored.entry(k.clone()).or_insert(*v);
+        if *e < *v {
+            *e = *v;
+        }
     }
 }
 

@@ -13,14 +13,265 @@ use super::migrations::latest_version;
 use super::{Backend, DailyGroup, Store, migrations_for};
 use crate::cursor::{Cursor, Limit, Page};
 use crate::domain::{
-    ApiKey, ApiKeyId, ChangedValue, MetricSummary, NewApiKey, NewSample, NewUser, Sample,
-    SampleChange, SampleQuery, Scopes, User, UserId, Workspace, WorkspaceId, WriteOutcome, new_id,
+    ApiKey, ApiKeyId, BatchOutcome, ChangedValue, Connection, ConnectionId, ConnectionStatus,
+    Event, EventQuery, EventType, JobStatus, MetricSummary, NewApiKey, NewConnection, NewSample,
+    NewUser, OAuthState, Sample, SampleChange, SampleQuery, Scopes, SyncJob, SyncJobId,
+    SyncTrigger, User, UserId, Workspace, WorkspaceId, WriteOutcome, new_id,
 };
 use crate::error::{Error, Result};
+use crate::providers::{Cursors, SyncBatch};
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+}
+
+/// Starts a transaction that writes samples.
+///
+/// Identity lookups must probe the unique index whatever the statistics say: while a table
+/// grows fast (a first backfill), autovacuum has not analysed it yet, the planner believes it
+/// nearly empty and picks sequential scans inside the per-row probe, turning each batch into a
+/// scan of everything written so far. Disabling them for this one transaction keeps the cost
+/// proportional to the batch. For the same reason the statement is always planned for its
+/// actual arrays: after five executions of a prepared statement PostgreSQL may switch to a
+/// generic plan, which cannot see the batch size and picked join orders costing seconds.
+async fn begin_write(pool: &PgPool) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+        .execute(&mut *tx)
+        .await?;
+    Ok(tx)
+}
+
+/// The sample write path inside a caller's transaction (see [`begin_write`]).
+async fn write_samples_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    user: &User,
+    batch: &[NewSample],
+) -> Result<WriteOutcome> {
+    let mut out = WriteOutcome::default();
+    if batch.is_empty() {
+        return Ok(out);
+    }
+    let n = batch.len();
+    let (mut ids, mut providers, mut metrics, mut values, mut units) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut ats, mut dates, mut offsets, mut sources, mut datas) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for s in batch {
+        ids.push(new_id());
+        providers.push(s.provider.as_str());
+        metrics.push(s.metric);
+        values.push(s.value);
+        units.push(s.unit);
+        ats.push(trunc_micros(s.recorded_at));
+        dates.push(s.local_date);
+        offsets.push(s.utc_offset_minutes);
+        sources.push(s.source.as_deref());
+        datas.push(s.data.as_ref().map(|d| d.to_string()));
+    }
+    // `old` reads the pre-statement snapshot, so joining it to what the upsert returned gives
+    // each change's previous value; rows the WHERE clause skipped are the unchanged ones.
+    // `old` is a LATERAL lookup so every input row probes the unique index, whatever the
+    // planner estimates: as a plain join, plans with accurate array sizes hash-joined a
+    // scan of all the user's samples per batch, which made long backfills quadratic.
+    let rows = sqlx::query(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[],
+                                      $7::timestamptz[], $8::date[], $9::int4[], $10::text[], $11::text[])
+                     AS t(id, provider, metric, value, unit, recorded_at, local_date, utc_offset_minutes, source, data)
+             ),
+             old AS (
+                 SELECT i.provider, i.metric, i.recorded_at, s.value, s.local_date
+                 FROM input i
+                 CROSS JOIN LATERAL (
+                     SELECT value, local_date FROM samples s
+                     WHERE s.user_id = $1 AND s.provider = i.provider AND s.metric = i.metric
+                       AND s.recorded_at = i.recorded_at
+                 ) s
+             ),
+             up AS (
+                 INSERT INTO samples AS s (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                                           utc_offset_minutes, source, data, created_at, updated_at)
+                 SELECT i.id, $1, i.provider, i.metric, i.value, i.unit, i.recorded_at, i.local_date,
+                        i.utc_offset_minutes, i.source, i.data::jsonb, now(), now()
+                 FROM input i
+                 ON CONFLICT (user_id, provider, metric, recorded_at) DO UPDATE
+                    SET value = EXCLUDED.value, unit = EXCLUDED.unit, local_date = EXCLUDED.local_date,
+                        utc_offset_minutes = EXCLUDED.utc_offset_minutes, source = EXCLUDED.source,
+                        data = EXCLUDED.data, updated_at = now()
+                  WHERE (s.value, s.local_date, s.utc_offset_minutes, s.source, s.data)
+                        IS DISTINCT FROM
+                        (EXCLUDED.value, EXCLUDED.local_date, EXCLUDED.utc_offset_minutes, EXCLUDED.source, EXCLUDED.data)
+                 RETURNING s.provider, s.metric, s.recorded_at, s.value, s.local_date
+             )
+             SELECT up.provider, up.metric, up.recorded_at, up.value, up.local_date,
+                    old.value AS old_value, old.local_date AS old_local_date
+             FROM up LEFT JOIN old USING (provider, metric, recorded_at)",
+        )
+        .bind(user.id)
+        .bind(&ids)
+        .bind(&providers)
+        .bind(&metrics)
+        .bind(&values)
+        .bind(&units)
+        .bind(&ats)
+        .bind(&dates)
+        .bind(&offsets)
+        .bind(&sources)
+        .bind(&datas)
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in &rows {
+        let old_value: Option<f64> = r.try_get("old_value")?;
+        let old_date: Option<NaiveDate> = r.try_get("old_local_date")?;
+        let old = match (old_value, old_date) {
+            (Some(value), Some(local_date)) => Some(ChangedValue { value, local_date }),
+            _ => None,
+        };
+        if old.is_some() {
+            out.updated += 1;
+        } else {
+            out.inserted += 1;
+        }
+        out.changes.push(SampleChange {
+            user_id: user.id,
+            provider: r.try_get("provider")?,
+            metric: r.try_get("metric")?,
+            recorded_at: r.try_get("recorded_at")?,
+            old,
+            new: Some(ChangedValue {
+                value: r.try_get("value")?,
+                local_date: r.try_get("local_date")?,
+            }),
+        });
+    }
+    out.unchanged = n as u64 - rows.len() as u64;
+    Ok(out)
+}
+
+macro_rules! conn_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id, u.workspace_id, c.user_id, c.provider, c.status, c.provider_user_id, c.scopes,
+                    c.tokens, c.token_expires_at, c.cursors, c.backfill_days, c.last_synced_at,
+                    c.last_error, c.created_at, c.updated_at
+             FROM connections c JOIN users u ON u.id = c.user_id ",
+            $tail
+        )
+    };
+}
+
+macro_rules! job_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT j.id, j.connection_id, j.user_id, j.provider, j.trigger, j.status, j.range_from,
+                    j.range_to, j.inserted, j.updated, j.unchanged, j.events_written, j.error,
+                    j.created_at, j.started_at, j.finished_at
+             FROM sync_jobs j ",
+            $tail
+        )
+    };
+}
+
+fn connection_row(r: &PgRow) -> Result<Connection> {
+    let status: String = r.try_get("status")?;
+    let cursors: serde_json::Value = r.try_get("cursors")?;
+    let scopes: String = r.try_get("scopes")?;
+    let backfill: i32 = r.try_get("backfill_days")?;
+    Ok(Connection {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        status: ConnectionStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored connection status '{status}'")))?,
+        provider_user_id: r.try_get("provider_user_id")?,
+        scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        sealed_tokens: r.try_get("tokens")?,
+        token_expires_at: r.try_get("token_expires_at")?,
+        cursors: serde_json::from_value::<Cursors>(cursors)
+            .map_err(|e| Error::internal(format!("stored cursors are invalid: {e}")))?,
+        backfill_days: backfill as u32,
+        last_synced_at: r.try_get("last_synced_at")?,
+        last_error: r.try_get("last_error")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn job_row(r: &PgRow) -> Result<SyncJob> {
+    let trigger: String = r.try_get("trigger")?;
+    let status: String = r.try_get("status")?;
+    Ok(SyncJob {
+        id: r.try_get("id")?,
+        connection_id: r.try_get("connection_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        trigger: SyncTrigger::parse(&trigger)
+            .ok_or_else(|| Error::internal(format!("stored job trigger '{trigger}'")))?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored job status '{status}'")))?,
+        range_from: r.try_get("range_from")?,
+        range_to: r.try_get("range_to")?,
+        inserted: r.try_get("inserted")?,
+        updated: r.try_get("updated")?,
+        unchanged: r.try_get("unchanged")?,
+        events_written: r.try_get("events_written")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
+}
+
+fn event_row(r: &PgRow) -> Result<Event> {
+    let t: String = r.try_get("type")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        event_type: EventType::parse(&t)
+            .ok_or_else(|| Error::internal(format!("stored event type '{t}'")))?,
+        provider: r.try_get("provider")?,
+        provider_event_id: r.try_get("provider_event_id")?,
+        activity_type: r.try_get("activity_type")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        local_date: r.try_get("local_date")?,
+        duration_s: r.try_get("duration_s")?,
+        distance_m: r.try_get("distance_m")?,
+        energy_kcal: r.try_get("energy_kcal")?,
+        avg_hr: r.try_get("avg_hr")?,
+        max_hr: r.try_get("max_hr")?,
+        data: r.try_get("data")?,
+    })
+}
+
+fn oauth_state_row(r: &PgRow) -> Result<OAuthState> {
+    let days: Option<i32> = r.try_get("backfill_days")?;
+    Ok(OAuthState {
+        state_hash: r.try_get("state_hash")?,
+        workspace_id: r.try_get("workspace_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        sealed_pkce_verifier: r.try_get("pkce_verifier")?,
+        return_url: r.try_get("return_url")?,
+        backfill_days: days.map(|d| d as u32),
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+    })
 }
 
 impl PgStore {
@@ -385,124 +636,12 @@ impl Store for PgStore {
     }
 
     async fn write_samples(&self, user: &User, batch: &[NewSample]) -> Result<WriteOutcome> {
-        let mut out = WriteOutcome::default();
         if batch.is_empty() {
-            return Ok(out);
+            return Ok(WriteOutcome::default());
         }
-        let n = batch.len();
-        let (mut ids, mut providers, mut metrics, mut values, mut units) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        let (mut ats, mut dates, mut offsets, mut sources, mut datas) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for s in batch {
-            ids.push(new_id());
-            providers.push(s.provider.as_str());
-            metrics.push(s.metric);
-            values.push(s.value);
-            units.push(s.unit);
-            ats.push(trunc_micros(s.recorded_at));
-            dates.push(s.local_date);
-            offsets.push(s.utc_offset_minutes);
-            sources.push(s.source.as_deref());
-            datas.push(s.data.as_ref().map(|d| d.to_string()));
-        }
-        // `old` reads the pre-statement snapshot, so joining it to what the upsert returned gives
-        // each change's previous value; rows the WHERE clause skipped are the unchanged ones.
-        // `old` is a LATERAL lookup so every input row probes the unique index, whatever the
-        // planner estimates: as a plain join, plans with accurate array sizes hash-joined a
-        // scan of all the user's samples per batch, which made long backfills quadratic.
-        // Identity lookups must probe the unique index whatever the statistics say: while a
-        // table grows fast (a first backfill), autovacuum has not analysed it yet, the planner
-        // believes it nearly empty and picks sequential scans inside the per-row probe, turning
-        // each batch into a scan of everything written so far. Disabling them for this one
-        // transaction keeps the cost proportional to the batch.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL enable_seqscan = off")
-            .execute(&mut *tx)
-            .await?;
-        let rows = sqlx::query(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($2::uuid[], $3::text[], $4::text[], $5::float8[], $6::text[],
-                                      $7::timestamptz[], $8::date[], $9::int4[], $10::text[], $11::text[])
-                     AS t(id, provider, metric, value, unit, recorded_at, local_date, utc_offset_minutes, source, data)
-             ),
-             old AS (
-                 SELECT i.provider, i.metric, i.recorded_at, s.value, s.local_date
-                 FROM input i
-                 CROSS JOIN LATERAL (
-                     SELECT value, local_date FROM samples s
-                     WHERE s.user_id = $1 AND s.provider = i.provider AND s.metric = i.metric
-                       AND s.recorded_at = i.recorded_at
-                 ) s
-             ),
-             up AS (
-                 INSERT INTO samples AS s (id, user_id, provider, metric, value, unit, recorded_at, local_date,
-                                           utc_offset_minutes, source, data, created_at, updated_at)
-                 SELECT i.id, $1, i.provider, i.metric, i.value, i.unit, i.recorded_at, i.local_date,
-                        i.utc_offset_minutes, i.source, i.data::jsonb, now(), now()
-                 FROM input i
-                 ON CONFLICT (user_id, provider, metric, recorded_at) DO UPDATE
-                    SET value = EXCLUDED.value, unit = EXCLUDED.unit, local_date = EXCLUDED.local_date,
-                        utc_offset_minutes = EXCLUDED.utc_offset_minutes, source = EXCLUDED.source,
-                        data = EXCLUDED.data, updated_at = now()
-                  WHERE (s.value, s.local_date, s.utc_offset_minutes, s.source, s.data)
-                        IS DISTINCT FROM
-                        (EXCLUDED.value, EXCLUDED.local_date, EXCLUDED.utc_offset_minutes, EXCLUDED.source, EXCLUDED.data)
-                 RETURNING s.provider, s.metric, s.recorded_at, s.value, s.local_date
-             )
-             SELECT up.provider, up.metric, up.recorded_at, up.value, up.local_date,
-                    old.value AS old_value, old.local_date AS old_local_date
-             FROM up LEFT JOIN old USING (provider, metric, recorded_at)",
-        )
-        .bind(user.id)
-        .bind(&ids)
-        .bind(&providers)
-        .bind(&metrics)
-        .bind(&values)
-        .bind(&units)
-        .bind(&ats)
-        .bind(&dates)
-        .bind(&offsets)
-        .bind(&sources)
-        .bind(&datas)
-        .fetch_all(&mut *tx)
-        .await?;
-        for r in &rows {
-            let old_value: Option<f64> = r.try_get("old_value")?;
-            let old_date: Option<NaiveDate> = r.try_get("old_local_date")?;
-            let old = match (old_value, old_date) {
-                (Some(value), Some(local_date)) => Some(ChangedValue { value, local_date }),
-                _ => None,
-            };
-            if old.is_some() {
-                out.updated += 1;
-            } else {
-                out.inserted += 1;
-            }
-            out.changes.push(SampleChange {
-                user_id: user.id,
-                provider: r.try_get("provider")?,
-                metric: r.try_get("metric")?,
-                recorded_at: r.try_get("recorded_at")?,
-                old,
-                new: Some(ChangedValue {
-                    value: r.try_get("value")?,
-                    local_date: r.try_get("local_date")?,
-                }),
-            });
-        }
+        let mut tx = begin_write(&self.pool).await?;
+        let out = write_samples_in(&mut tx, user, batch).await?;
         tx.commit().await?;
-        out.unchanged = n as u64 - rows.len() as u64;
         Ok(out)
     }
 
@@ -603,5 +742,447 @@ impl Store for PgStore {
                 })
             })
             .collect()
+    }
+
+    async fn upsert_connection(
+        &self,
+        user: &User,
+        new: &NewConnection,
+        at: DateTime<Utc>,
+    ) -> Result<Connection> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO connections (id, user_id, provider, status, provider_user_id, scopes, tokens,
+                                      token_expires_at, backfill_days, created_at, updated_at)
+             VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $9)
+             ON CONFLICT (user_id, provider) DO UPDATE SET
+                status = 'active', provider_user_id = EXCLUDED.provider_user_id,
+                scopes = EXCLUDED.scopes, tokens = EXCLUDED.tokens,
+                token_expires_at = EXCLUDED.token_expires_at, last_error = NULL,
+                updated_at = EXCLUDED.updated_at",
+        )
+        .bind(new_id())
+        .bind(user.id)
+        .bind(&new.provider)
+        .bind(&new.provider_user_id)
+        .bind(new.scopes.join(" "))
+        .bind(&new.sealed_tokens)
+        .bind(new.token_expires_at)
+        .bind(new.backfill_days as i32)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query(conn_select!("WHERE c.user_id = $1 AND c.provider = $2"))
+            .bind(user.id)
+            .bind(&new.provider)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        connection_row(&r)
+    }
+
+    async fn connection(&self, user: &User, id: ConnectionId) -> Result<Option<Connection>> {
+        let r = sqlx::query(conn_select!("WHERE c.user_id = $1 AND c.id = $2"))
+            .bind(user.id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(connection_row).transpose()
+    }
+
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>> {
+        let r = sqlx::query(conn_select!("WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(connection_row).transpose()
+    }
+
+    async fn list_connections(&self, user: &User) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.user_id = $1 ORDER BY c.created_at, c.id"
+        ))
+        .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn runnable_connections(&self) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.status = 'active' ORDER BY c.created_at, c.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn connections_for_account(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.provider = $1 AND c.provider_user_id = $2 ORDER BY c.created_at, c.id"
+        ))
+        .bind(provider)
+        .bind(provider_user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn update_connection_tokens(
+        &self,
+        id: ConnectionId,
+        sealed_tokens: &str,
+        expires_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET tokens = $2, token_expires_at = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(sealed_tokens)
+        .bind(expires_at)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_connection_status(
+        &self,
+        id: ConnectionId,
+        status: ConnectionStatus,
+        last_error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(last_error)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn disconnect_connection(
+        &self,
+        user: &User,
+        id: ConnectionId,
+        delete_data: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.pool.begin().await?;
+        let provider: Option<String> = sqlx::query_scalar(
+            "SELECT provider FROM connections WHERE user_id = $1 AND id = $2 FOR UPDATE",
+        )
+        .bind(user.id)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(provider) = provider else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE connections SET status = 'disconnected', tokens = NULL, token_expires_at = NULL,
+                    updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        let mut removed = 0;
+        if delete_data {
+            removed = sqlx::query("DELETE FROM samples WHERE user_id = $1 AND provider = $2")
+                .bind(user.id)
+                .bind(&provider)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM events WHERE user_id = $1 AND provider = $2")
+                .bind(user.id)
+                .bind(&provider)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE connections SET cursors = '{}'::jsonb WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(removed))
+    }
+
+    async fn create_sync_job(
+        &self,
+        conn: &Connection,
+        trigger: SyncTrigger,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    ) -> Result<SyncJob> {
+        let r = sqlx::query(
+            "INSERT INTO sync_jobs (id, connection_id, user_id, provider, trigger, status, range_from,
+                                    range_to, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)
+             RETURNING id, connection_id, user_id, provider, trigger, status, range_from, range_to,
+                       inserted, updated, unchanged, events_written, error, created_at, started_at,
+                       finished_at",
+        )
+        .bind(new_id())
+        .bind(conn.id)
+        .bind(conn.user_id)
+        .bind(&conn.provider)
+        .bind(trigger.as_str())
+        .bind(range.map(|r| trunc_micros(r.0)))
+        .bind(range.map(|r| trunc_micros(r.1)))
+        .bind(trunc_micros(at))
+        .fetch_one(&self.pool)
+        .await?;
+        job_row(&r)
+    }
+
+    async fn start_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE sync_jobs SET status = 'running', started_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_sync_job(
+        &self,
+        id: SyncJobId,
+        status: JobStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sync_jobs SET status = $2, error = $3, finished_at = $4,
+                    started_at = COALESCE(started_at, $4) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE sync_jobs SET status = 'failed', error = 'interrupted by a restart',
+                    finished_at = $1 WHERE status IN ('queued', 'running')",
+        )
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>> {
+        let r = sqlx::query(job_select!(
+            "JOIN users u ON u.id = j.user_id WHERE u.workspace_id = $1 AND j.id = $2"
+        ))
+        .bind(ws)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(job_row).transpose()
+    }
+
+    async fn list_sync_jobs(
+        &self,
+        user: &User,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<SyncJob>> {
+        let rows = sqlx::query(job_select!(
+            "WHERE j.user_id = $1
+               AND ($2::timestamptz IS NULL OR (j.created_at, j.id) < ($2, $3))
+             ORDER BY j.created_at DESC, j.id DESC LIMIT $4"
+        ))
+        .bind(user.id)
+        .bind(after.map(|c| c.at))
+        .bind(after.map(|c| c.id))
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(job_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |j| Cursor {
+            at: j.created_at,
+            id: j.id,
+        }))
+    }
+
+    async fn commit_sync_batch(
+        &self,
+        user: &User,
+        conn: &Connection,
+        job: Option<SyncJobId>,
+        batch: &SyncBatch,
+        at: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        let samples = super::dedupe_batch(batch.samples.clone());
+        let mut tx = begin_write(&self.pool).await?;
+        let written = write_samples_in(&mut tx, user, &samples).await?;
+        let mut events_written = 0;
+        for e in &batch.events {
+            events_written += sqlx::query(
+                "INSERT INTO events AS ev (id, user_id, provider, provider_event_id, type, activity_type,
+                                     started_at, ended_at, local_date, duration_s, distance_m,
+                                     energy_kcal, avg_hr, max_hr, data, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb, $16, $16)
+                 ON CONFLICT (user_id, provider, provider_event_id) DO UPDATE SET
+                    type = EXCLUDED.type, activity_type = EXCLUDED.activity_type,
+                    started_at = EXCLUDED.started_at, ended_at = EXCLUDED.ended_at,
+                    local_date = EXCLUDED.local_date, duration_s = EXCLUDED.duration_s,
+                    distance_m = EXCLUDED.distance_m, energy_kcal = EXCLUDED.energy_kcal,
+                    avg_hr = EXCLUDED.avg_hr, max_hr = EXCLUDED.max_hr, data = EXCLUDED.data,
+                    updated_at = EXCLUDED.updated_at
+                 WHERE (ev.type, ev.activity_type, ev.started_at, ev.ended_at, ev.local_date,
+                        ev.duration_s, ev.distance_m, ev.energy_kcal, ev.avg_hr, ev.max_hr, ev.data)
+                       IS DISTINCT FROM
+                       (EXCLUDED.type, EXCLUDED.activity_type, EXCLUDED.started_at, EXCLUDED.ended_at,
+                        EXCLUDED.local_date, EXCLUDED.duration_s, EXCLUDED.distance_m,
+                        EXCLUDED.energy_kcal, EXCLUDED.avg_hr, EXCLUDED.max_hr, EXCLUDED.data)",
+            )
+            .bind(new_id())
+            .bind(user.id)
+            .bind(&conn.provider)
+            .bind(&e.provider_event_id)
+            .bind(e.event_type.as_str())
+            .bind(&e.activity_type)
+            .bind(trunc_micros(e.started_at))
+            .bind(e.ended_at.map(trunc_micros))
+            .bind(e.local_date)
+            .bind(e.duration_s)
+            .bind(e.distance_m)
+            .bind(e.energy_kcal)
+            .bind(e.avg_hr)
+            .bind(e.max_hr)
+            .bind(e.data.as_ref().map(|d| d.to_string()))
+            .bind(at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        let stored: serde_json::Value =
+            sqlx::query_scalar("SELECT cursors FROM connections WHERE id = $1 FOR UPDATE")
+                .bind(conn.id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let mut cursors: Cursors = serde_json::from_value(stored)
+            .map_err(|e| Error::internal(format!("stored cursors are invalid: {e}")))?;
+        super::merge_cursors(&mut cursors, &batch.cursors);
+        sqlx::query(
+            "UPDATE connections SET cursors = $2, last_synced_at = $3, updated_at = $3 WHERE id = $1",
+        )
+        .bind(conn.id)
+        .bind(serde_json::to_value(&cursors).expect("cursors serialize"))
+        .bind(at)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(job) = job {
+            sqlx::query(
+                "UPDATE sync_jobs SET inserted = inserted + $2, updated = updated + $3,
+                        unchanged = unchanged + $4, events_written = events_written + $5
+                 WHERE id = $1",
+            )
+            .bind(job)
+            .bind(written.inserted as i64)
+            .bind(written.updated as i64)
+            .bind(written.unchanged as i64)
+            .bind(events_written as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(BatchOutcome {
+            samples: written,
+            events_written,
+        })
+    }
+
+    async fn list_events(
+        &self,
+        user: &User,
+        q: &EventQuery,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, type, provider, provider_event_id, activity_type, started_at, ended_at,
+                    local_date, duration_s, distance_m, energy_kcal, avg_hr, max_hr, data
+             FROM events
+             WHERE user_id = $1
+               AND ($2::text IS NULL OR type = $2)
+               AND ($3::timestamptz IS NULL OR started_at >= $3)
+               AND ($4::timestamptz IS NULL OR started_at < $4)
+               AND ($5::timestamptz IS NULL OR (started_at, id) < ($5, $6))
+             ORDER BY started_at DESC, id DESC LIMIT $7",
+        )
+        .bind(user.id)
+        .bind(q.event_type.map(EventType::as_str))
+        .bind(q.from)
+        .bind(q.to)
+        .bind(after.map(|c| c.at))
+        .bind(after.map(|c| c.id))
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |e| Cursor {
+            at: e.started_at,
+            id: e.id,
+        }))
+    }
+
+    async fn insert_oauth_state(&self, st: &OAuthState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, workspace_id, user_id, provider, pkce_verifier,
+                                       return_url, backfill_days, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&st.state_hash)
+        .bind(st.workspace_id)
+        .bind(st.user_id)
+        .bind(&st.provider)
+        .bind(&st.sealed_pkce_verifier)
+        .bind(&st.return_url)
+        .bind(st.backfill_days.map(|d| d as i32))
+        .bind(st.created_at)
+        .bind(st.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthState>> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "DELETE FROM oauth_states WHERE state_hash = $1
+             RETURNING state_hash, workspace_id, user_id, provider, pkce_verifier, return_url,
+                       backfill_days, created_at, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(now - chrono::Duration::hours(1))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        r.as_ref().map(oauth_state_row).transpose()
     }
 }

@@ -17,10 +17,13 @@ use super::migrations::latest_version;
 use super::{Backend, DailyGroup, Store, migrations_for};
 use crate::cursor::{Cursor, Limit, Page};
 use crate::domain::{
-    ApiKey, ApiKeyId, ChangedValue, MetricSummary, NewApiKey, NewSample, NewUser, Sample,
-    SampleChange, SampleQuery, Scopes, User, UserId, Workspace, WorkspaceId, WriteOutcome, new_id,
+    ApiKey, ApiKeyId, BatchOutcome, ChangedValue, Connection, ConnectionId, ConnectionStatus,
+    Event, EventQuery, EventType, JobStatus, MetricSummary, NewApiKey, NewConnection, NewSample,
+    NewUser, OAuthState, Sample, SampleChange, SampleQuery, Scopes, SyncJob, SyncJobId,
+    SyncTrigger, User, UserId, Workspace, WorkspaceId, WriteOutcome, new_id,
 };
 use crate::error::{Error, Result};
+use crate::providers::{Cursors, SyncBatch};
 
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
@@ -102,6 +105,256 @@ async fn update_one(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The sample write path inside a caller's transaction (a plain write or a sync batch).
+async fn write_samples_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: &User,
+    batch: &[NewSample],
+    now: i64,
+) -> Result<WriteOutcome> {
+    let mut out = WriteOutcome::default();
+    if batch.is_empty() {
+        return Ok(out);
+    }
+
+    // 1. Read the existing rows for the whole batch in one statement: the keys travel as
+    //    one JSON array (text and integers only, so nothing is lost in parsing) and each is
+    //    looked up through the unique index (CROSS JOIN pins json_each as the outer loop;
+    //    left to itself the planner scans the user's samples instead).
+    let keys = serde_json::Value::Array(
+        batch
+            .iter()
+            .map(|s| serde_json::json!([s.provider, s.metric, micros(s.recorded_at)]))
+            .collect(),
+    );
+    let existing = sqlx::query(
+        "SELECT s.provider, s.metric, s.recorded_at, s.value, s.local_date, s.utc_offset_minutes,
+                    s.source, s.data
+             FROM json_each($2) AS j
+             CROSS JOIN samples s
+               ON s.user_id = $1
+              AND s.provider = json_extract(j.value, '$[0]')
+              AND s.metric = json_extract(j.value, '$[1]')
+              AND s.recorded_at = json_extract(j.value, '$[2]')",
+    )
+    .bind(user.id)
+    .bind(keys.to_string())
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut old: HashMap<(String, String, i64), StoredSample> =
+        HashMap::with_capacity(existing.len());
+    for r in &existing {
+        let data: Option<String> = r.try_get("data")?;
+        old.insert(
+            (
+                r.try_get("provider")?,
+                r.try_get("metric")?,
+                r.try_get("recorded_at")?,
+            ),
+            StoredSample {
+                value: r.try_get("value")?,
+                local_date: date(r.try_get("local_date")?)?,
+                utc_offset_minutes: r.try_get("utc_offset_minutes")?,
+                source: r.try_get("source")?,
+                data: data.as_deref().map(json).transpose()?,
+            },
+        );
+    }
+
+    // 2. Classify every sample against what is stored.
+    let mut fresh: Vec<&NewSample> = Vec::new();
+    for s in batch {
+        let new = ChangedValue {
+            value: s.value,
+            local_date: s.local_date,
+        };
+        let change = |old: Option<ChangedValue>| SampleChange {
+            user_id: user.id,
+            provider: s.provider.clone(),
+            metric: s.metric.to_string(),
+            recorded_at: s.recorded_at,
+            old,
+            new: Some(new),
+        };
+        match old.get(&(
+            s.provider.clone(),
+            s.metric.to_string(),
+            micros(s.recorded_at),
+        )) {
+            None => {
+                fresh.push(s);
+                out.inserted += 1;
+                out.changes.push(change(None));
+            }
+            Some(o) if o.same_as(s) => out.unchanged += 1,
+            Some(o) => {
+                update_one(&mut *tx, user, s, now).await?;
+                out.updated += 1;
+                out.changes.push(change(Some(ChangedValue {
+                    value: o.value,
+                    local_date: o.local_date,
+                })));
+            }
+        }
+    }
+
+    // 3. Insert the new rows with multi-row statements (values are bound, never formatted,
+    //    so floats are stored bit for bit).
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::with_capacity(140 + chunk.len() * 44);
+        sql.push_str(
+                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
+                                      utc_offset_minutes, source, data, created_at, updated_at) VALUES ",
+            );
+        for i in 0..chunk.len() {
+            sql.push_str(if i == 0 {
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            } else {
+                ",(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            });
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for s in chunk {
+            q = q
+                .bind(new_id())
+                .bind(user.id)
+                .bind(s.provider.as_str())
+                .bind(s.metric)
+                .bind(s.value)
+                .bind(s.unit)
+                .bind(micros(s.recorded_at))
+                .bind(date_text(s.local_date))
+                .bind(s.utc_offset_minutes)
+                .bind(s.source.as_deref())
+                .bind(s.data.as_ref().map(|d| d.to_string()))
+                .bind(now)
+                .bind(now);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(out)
+}
+
+/// `SELECT` of a connection with its workspace (through the user), followed by `$tail`.
+macro_rules! conn_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT c.id, u.workspace_id, c.user_id, c.provider, c.status, c.provider_user_id, c.scopes,
+                    c.tokens, c.token_expires_at, c.cursors, c.backfill_days, c.last_synced_at,
+                    c.last_error, c.created_at, c.updated_at
+             FROM connections c JOIN users u ON u.id = c.user_id ",
+            $tail
+        )
+    };
+}
+
+macro_rules! job_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT j.id, j.connection_id, j.user_id, j.provider, j.trigger, j.status, j.range_from,
+                    j.range_to, j.inserted, j.updated, j.unchanged, j.events_written, j.error,
+                    j.created_at, j.started_at, j.finished_at
+             FROM sync_jobs j ",
+            $tail
+        )
+    };
+}
+
+fn scopes_text(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+fn scopes_from(s: &str) -> Vec<String> {
+    s.split_whitespace().map(str::to_string).collect()
+}
+
+fn connection_row(r: &SqliteRow) -> Result<Connection> {
+    let status: String = r.try_get("status")?;
+    let cursors: String = r.try_get("cursors")?;
+    let backfill: i64 = r.try_get("backfill_days")?;
+    Ok(Connection {
+        id: r.try_get("id")?,
+        workspace_id: r.try_get("workspace_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        status: ConnectionStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored connection status '{status}'")))?,
+        provider_user_id: r.try_get("provider_user_id")?,
+        scopes: scopes_from(r.try_get("scopes")?),
+        sealed_tokens: r.try_get("tokens")?,
+        token_expires_at: opt_instant(r.try_get("token_expires_at")?)?,
+        cursors: serde_json::from_str::<Cursors>(&cursors)
+            .map_err(|e| Error::internal(format!("stored cursors are invalid: {e}")))?,
+        backfill_days: backfill as u32,
+        last_synced_at: opt_instant(r.try_get("last_synced_at")?)?,
+        last_error: r.try_get("last_error")?,
+        created_at: instant(r.try_get("created_at")?)?,
+        updated_at: instant(r.try_get("updated_at")?)?,
+    })
+}
+
+fn job_row(r: &SqliteRow) -> Result<SyncJob> {
+    let trigger: String = r.try_get("trigger")?;
+    let status: String = r.try_get("status")?;
+    Ok(SyncJob {
+        id: r.try_get("id")?,
+        connection_id: r.try_get("connection_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        trigger: SyncTrigger::parse(&trigger)
+            .ok_or_else(|| Error::internal(format!("stored job trigger '{trigger}'")))?,
+        status: JobStatus::parse(&status)
+            .ok_or_else(|| Error::internal(format!("stored job status '{status}'")))?,
+        range_from: opt_instant(r.try_get("range_from")?)?,
+        range_to: opt_instant(r.try_get("range_to")?)?,
+        inserted: r.try_get("inserted")?,
+        updated: r.try_get("updated")?,
+        unchanged: r.try_get("unchanged")?,
+        events_written: r.try_get("events_written")?,
+        error: r.try_get("error")?,
+        created_at: instant(r.try_get("created_at")?)?,
+        started_at: opt_instant(r.try_get("started_at")?)?,
+        finished_at: opt_instant(r.try_get("finished_at")?)?,
+    })
+}
+
+fn event_row(r: &SqliteRow) -> Result<Event> {
+    let t: String = r.try_get("type")?;
+    let data: Option<String> = r.try_get("data")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        event_type: EventType::parse(&t)
+            .ok_or_else(|| Error::internal(format!("stored event type '{t}'")))?,
+        provider: r.try_get("provider")?,
+        provider_event_id: r.try_get("provider_event_id")?,
+        activity_type: r.try_get("activity_type")?,
+        started_at: instant(r.try_get("started_at")?)?,
+        ended_at: opt_instant(r.try_get("ended_at")?)?,
+        local_date: date(r.try_get("local_date")?)?,
+        duration_s: r.try_get("duration_s")?,
+        distance_m: r.try_get("distance_m")?,
+        energy_kcal: r.try_get("energy_kcal")?,
+        avg_hr: r.try_get("avg_hr")?,
+        max_hr: r.try_get("max_hr")?,
+        data: data.as_deref().map(json).transpose()?,
+    })
+}
+
+fn oauth_state_row(r: &SqliteRow) -> Result<OAuthState> {
+    let days: Option<i64> = r.try_get("backfill_days")?;
+    Ok(OAuthState {
+        state_hash: r.try_get("state_hash")?,
+        workspace_id: r.try_get("workspace_id")?,
+        user_id: r.try_get("user_id")?,
+        provider: r.try_get("provider")?,
+        sealed_pkce_verifier: r.try_get("pkce_verifier")?,
+        return_url: r.try_get("return_url")?,
+        backfill_days: days.map(|d| d as u32),
+        created_at: instant(r.try_get("created_at")?)?,
+        expires_at: instant(r.try_get("expires_at")?)?,
+    })
 }
 
 impl SqliteStore {
@@ -485,128 +738,11 @@ impl Store for SqliteStore {
     }
 
     async fn write_samples(&self, user: &User, batch: &[NewSample]) -> Result<WriteOutcome> {
-        let mut out = WriteOutcome::default();
         if batch.is_empty() {
-            return Ok(out);
+            return Ok(WriteOutcome::default());
         }
-        let now = micros(Utc::now());
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-
-        // 1. Read the existing rows for the whole batch in one statement: the keys travel as
-        //    one JSON array (text and integers only, so nothing is lost in parsing) and each is
-        //    looked up through the unique index (CROSS JOIN pins json_each as the outer loop;
-        //    left to itself the planner scans the user's samples instead).
-        let keys = serde_json::Value::Array(
-            batch
-                .iter()
-                .map(|s| serde_json::json!([s.provider, s.metric, micros(s.recorded_at)]))
-                .collect(),
-        );
-        let existing = sqlx::query(
-            "SELECT s.provider, s.metric, s.recorded_at, s.value, s.local_date, s.utc_offset_minutes,
-                    s.source, s.data
-             FROM json_each($2) AS j
-             CROSS JOIN samples s
-               ON s.user_id = $1
-              AND s.provider = json_extract(j.value, '$[0]')
-              AND s.metric = json_extract(j.value, '$[1]')
-              AND s.recorded_at = json_extract(j.value, '$[2]')",
-        )
-        .bind(user.id)
-        .bind(keys.to_string())
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut old: HashMap<(String, String, i64), StoredSample> =
-            HashMap::with_capacity(existing.len());
-        for r in &existing {
-            let data: Option<String> = r.try_get("data")?;
-            old.insert(
-                (
-                    r.try_get("provider")?,
-                    r.try_get("metric")?,
-                    r.try_get("recorded_at")?,
-                ),
-                StoredSample {
-                    value: r.try_get("value")?,
-                    local_date: date(r.try_get("local_date")?)?,
-                    utc_offset_minutes: r.try_get("utc_offset_minutes")?,
-                    source: r.try_get("source")?,
-                    data: data.as_deref().map(json).transpose()?,
-                },
-            );
-        }
-
-        // 2. Classify every sample against what is stored.
-        let mut fresh: Vec<&NewSample> = Vec::new();
-        for s in batch {
-            let new = ChangedValue {
-                value: s.value,
-                local_date: s.local_date,
-            };
-            let change = |old: Option<ChangedValue>| SampleChange {
-                user_id: user.id,
-                provider: s.provider.clone(),
-                metric: s.metric.to_string(),
-                recorded_at: s.recorded_at,
-                old,
-                new: Some(new),
-            };
-            match old.get(&(
-                s.provider.clone(),
-                s.metric.to_string(),
-                micros(s.recorded_at),
-            )) {
-                None => {
-                    fresh.push(s);
-                    out.inserted += 1;
-                    out.changes.push(change(None));
-                }
-                Some(o) if o.same_as(s) => out.unchanged += 1,
-                Some(o) => {
-                    update_one(&mut tx, user, s, now).await?;
-                    out.updated += 1;
-                    out.changes.push(change(Some(ChangedValue {
-                        value: o.value,
-                        local_date: o.local_date,
-                    })));
-                }
-            }
-        }
-
-        // 3. Insert the new rows with multi-row statements (values are bound, never formatted,
-        //    so floats are stored bit for bit).
-        for chunk in fresh.chunks(ROWS_PER_INSERT) {
-            let mut sql = String::with_capacity(140 + chunk.len() * 44);
-            sql.push_str(
-                "INSERT INTO samples (id, user_id, provider, metric, value, unit, recorded_at, local_date,
-                                      utc_offset_minutes, source, data, created_at, updated_at) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                sql.push_str(if i == 0 {
-                    "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                } else {
-                    ",(?,?,?,?,?,?,?,?,?,?,?,?,?)"
-                });
-            }
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for s in chunk {
-                q = q
-                    .bind(new_id())
-                    .bind(user.id)
-                    .bind(s.provider.as_str())
-                    .bind(s.metric)
-                    .bind(s.value)
-                    .bind(s.unit)
-                    .bind(micros(s.recorded_at))
-                    .bind(date_text(s.local_date))
-                    .bind(s.utc_offset_minutes)
-                    .bind(s.source.as_deref())
-                    .bind(s.data.as_ref().map(|d| d.to_string()))
-                    .bind(now)
-                    .bind(now);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let out = write_samples_in(&mut tx, user, batch, micros(Utc::now())).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -717,5 +853,459 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn upsert_connection(
+        &self,
+        user: &User,
+        new: &NewConnection,
+        at: DateTime<Utc>,
+    ) -> Result<Connection> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO connections (id, user_id, provider, status, provider_user_id, scopes, tokens,
+                                      token_expires_at, backfill_days, created_at, updated_at)
+             VALUES ($1, $2, $3, 'active', $4, $5, $6, $7, $8, $9, $9)
+             ON CONFLICT (user_id, provider) DO UPDATE SET
+                status = 'active', provider_user_id = excluded.provider_user_id,
+                scopes = excluded.scopes, tokens = excluded.tokens,
+                token_expires_at = excluded.token_expires_at, last_error = NULL,
+                updated_at = excluded.updated_at",
+        )
+        .bind(new_id())
+        .bind(user.id)
+        .bind(&new.provider)
+        .bind(&new.provider_user_id)
+        .bind(scopes_text(&new.scopes))
+        .bind(&new.sealed_tokens)
+        .bind(new.token_expires_at.map(micros))
+        .bind(i64::from(new.backfill_days))
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await?;
+        let r = sqlx::query(conn_select!("WHERE c.user_id = $1 AND c.provider = $2"))
+            .bind(user.id)
+            .bind(&new.provider)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        connection_row(&r)
+    }
+
+    async fn connection(&self, user: &User, id: ConnectionId) -> Result<Option<Connection>> {
+        let r = sqlx::query(conn_select!("WHERE c.user_id = $1 AND c.id = $2"))
+            .bind(user.id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(connection_row).transpose()
+    }
+
+    async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>> {
+        let r = sqlx::query(conn_select!("WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(connection_row).transpose()
+    }
+
+    async fn list_connections(&self, user: &User) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.user_id = $1 ORDER BY c.created_at, c.id"
+        ))
+        .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn runnable_connections(&self) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.status = 'active' ORDER BY c.created_at, c.id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn connections_for_account(
+        &self,
+        provider: &str,
+        provider_user_id: &str,
+    ) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE c.provider = $1 AND c.provider_user_id = $2 ORDER BY c.created_at, c.id"
+        ))
+        .bind(provider)
+        .bind(provider_user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn update_connection_tokens(
+        &self,
+        id: ConnectionId,
+        sealed_tokens: &str,
+        expires_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET tokens = $2, token_expires_at = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(sealed_tokens)
+        .bind(expires_at.map(micros))
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_connection_status(
+        &self,
+        id: ConnectionId,
+        status: ConnectionStatus,
+        last_error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE connections SET status = $2, last_error = $3, updated_at = $4 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(last_error)
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn disconnect_connection(
+        &self,
+        user: &User,
+        id: ConnectionId,
+        delete_data: bool,
+        at: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let provider: Option<String> =
+            sqlx::query_scalar("SELECT provider FROM connections WHERE user_id = $1 AND id = $2")
+                .bind(user.id)
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(provider) = provider else {
+            return Ok(None);
+        };
+        sqlx::query(
+            "UPDATE connections SET status = 'disconnected', tokens = NULL, token_expires_at = NULL,
+                    updated_at = $2 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(micros(at))
+        .execute(&mut *tx)
+        .await?;
+        let mut removed = 0;
+        if delete_data {
+            removed = sqlx::query("DELETE FROM samples WHERE user_id = $1 AND provider = $2")
+                .bind(user.id)
+                .bind(&provider)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM events WHERE user_id = $1 AND provider = $2")
+                .bind(user.id)
+                .bind(&provider)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE connections SET cursors = '{}' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Some(removed))
+    }
+
+    async fn create_sync_job(
+        &self,
+        conn: &Connection,
+        trigger: SyncTrigger,
+        range: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        at: DateTime<Utc>,
+    ) -> Result<SyncJob> {
+        let id = new_id();
+        sqlx::query(
+            "INSERT INTO sync_jobs (id, connection_id, user_id, provider, trigger, status, range_from,
+                                    range_to, created_at)
+             VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8)",
+        )
+        .bind(id)
+        .bind(conn.id)
+        .bind(conn.user_id)
+        .bind(&conn.provider)
+        .bind(trigger.as_str())
+        .bind(range.map(|r| micros(r.0)))
+        .bind(range.map(|r| micros(r.1)))
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        let r = sqlx::query(job_select!("WHERE j.id = $1"))
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+        job_row(&r)
+    }
+
+    async fn start_sync_job(&self, id: SyncJobId, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query("UPDATE sync_jobs SET status = 'running', started_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_sync_job(
+        &self,
+        id: SyncJobId,
+        status: JobStatus,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sync_jobs SET status = $2, error = $3, finished_at = $4,
+                    started_at = COALESCE(started_at, $4) WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(error)
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<u64> {
+        Ok(sqlx::query(
+            "UPDATE sync_jobs SET status = 'failed', error = 'interrupted by a restart',
+                    finished_at = $1 WHERE status IN ('queued', 'running')",
+        )
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>> {
+        let r = sqlx::query(job_select!(
+            "JOIN users u ON u.id = j.user_id WHERE u.workspace_id = $1 AND j.id = $2"
+        ))
+        .bind(ws)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        r.as_ref().map(job_row).transpose()
+    }
+
+    async fn list_sync_jobs(
+        &self,
+        user: &User,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<SyncJob>> {
+        let (at, id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MAX, uuid::Uuid::max()));
+        let rows = sqlx::query(job_select!(
+            "WHERE j.user_id = $1 AND (j.created_at, j.id) < ($2, $3)
+             ORDER BY j.created_at DESC, j.id DESC LIMIT $4"
+        ))
+        .bind(user.id)
+        .bind(at)
+        .bind(id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(job_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |j| Cursor {
+            at: j.created_at,
+            id: j.id,
+        }))
+    }
+
+    async fn commit_sync_batch(
+        &self,
+        user: &User,
+        conn: &Connection,
+        job: Option<SyncJobId>,
+        batch: &SyncBatch,
+        at: DateTime<Utc>,
+    ) -> Result<BatchOutcome> {
+        let now = micros(at);
+        let samples = super::dedupe_batch(batch.samples.clone());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let written = write_samples_in(&mut tx, user, &samples, now).await?;
+        let mut events_written = 0;
+        for e in &batch.events {
+            events_written += sqlx::query(
+                "INSERT INTO events (id, user_id, provider, provider_event_id, type, activity_type,
+                                     started_at, ended_at, local_date, duration_s, distance_m,
+                                     energy_kcal, avg_hr, max_hr, data, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $16)
+                 ON CONFLICT (user_id, provider, provider_event_id) DO UPDATE SET
+                    type = excluded.type, activity_type = excluded.activity_type,
+                    started_at = excluded.started_at, ended_at = excluded.ended_at,
+                    local_date = excluded.local_date, duration_s = excluded.duration_s,
+                    distance_m = excluded.distance_m, energy_kcal = excluded.energy_kcal,
+                    avg_hr = excluded.avg_hr, max_hr = excluded.max_hr, data = excluded.data,
+                    updated_at = excluded.updated_at
+                 WHERE events.type IS NOT excluded.type
+                    OR events.activity_type IS NOT excluded.activity_type
+                    OR events.started_at IS NOT excluded.started_at
+                    OR events.ended_at IS NOT excluded.ended_at
+                    OR events.local_date IS NOT excluded.local_date
+                    OR events.duration_s IS NOT excluded.duration_s
+                    OR events.distance_m IS NOT excluded.distance_m
+                    OR events.energy_kcal IS NOT excluded.energy_kcal
+                    OR events.avg_hr IS NOT excluded.avg_hr
+                    OR events.max_hr IS NOT excluded.max_hr
+                    OR events.data IS NOT excluded.data",
+            )
+            .bind(new_id())
+            .bind(user.id)
+            .bind(&conn.provider)
+            .bind(&e.provider_event_id)
+            .bind(e.event_type.as_str())
+            .bind(&e.activity_type)
+            .bind(micros(e.started_at))
+            .bind(e.ended_at.map(micros))
+            .bind(date_text(e.local_date))
+            .bind(e.duration_s)
+            .bind(e.distance_m)
+            .bind(e.energy_kcal)
+            .bind(e.avg_hr)
+            .bind(e.max_hr)
+            .bind(e.data.as_ref().map(|d| d.to_string()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        let stored: String = sqlx::query_scalar("SELECT cursors FROM connections WHERE id = $1")
+            .bind(conn.id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut cursors: Cursors = serde_json::from_str(&stored)
+            .map_err(|e| Error::internal(format!("stored cursors are invalid: {e}")))?;
+        super::merge_cursors(&mut cursors, &batch.cursors);
+        sqlx::query(
+            "UPDATE connections SET cursors = $2, last_synced_at = $3, updated_at = $3 WHERE id = $1",
+        )
+        .bind(conn.id)
+        .bind(serde_json::to_string(&cursors).expect("cursors serialize"))
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(job) = job {
+            sqlx::query(
+                "UPDATE sync_jobs SET inserted = inserted + $2, updated = updated + $3,
+                        unchanged = unchanged + $4, events_written = events_written + $5
+                 WHERE id = $1",
+            )
+            .bind(job)
+            .bind(written.inserted as i64)
+            .bind(written.updated as i64)
+            .bind(written.unchanged as i64)
+            .bind(events_written as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(BatchOutcome {
+            samples: written,
+            events_written,
+        })
+    }
+
+    async fn list_events(
+        &self,
+        user: &User,
+        q: &EventQuery,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<Event>> {
+        let (c_at, c_id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MAX, uuid::Uuid::max()));
+        let rows = sqlx::query(
+            "SELECT id, type, provider, provider_event_id, activity_type, started_at, ended_at,
+                    local_date, duration_s, distance_m, energy_kcal, avg_hr, max_hr, data
+             FROM events
+             WHERE user_id = $1
+               AND ($2 IS NULL OR type = $2)
+               AND ($3 IS NULL OR started_at >= $3)
+               AND ($4 IS NULL OR started_at < $4)
+               AND (started_at, id) < ($5, $6)
+             ORDER BY started_at DESC, id DESC LIMIT $7",
+        )
+        .bind(user.id)
+        .bind(q.event_type.map(EventType::as_str))
+        .bind(q.from.map(micros))
+        .bind(q.to.map(micros))
+        .bind(c_at)
+        .bind(c_id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |e| Cursor {
+            at: e.started_at,
+            id: e.id,
+        }))
+    }
+
+    async fn insert_oauth_state(&self, st: &OAuthState) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_states (state_hash, workspace_id, user_id, provider, pkce_verifier,
+                                       return_url, backfill_days, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&st.state_hash)
+        .bind(st.workspace_id)
+        .bind(st.user_id)
+        .bind(&st.provider)
+        .bind(&st.sealed_pkce_verifier)
+        .bind(&st.return_url)
+        .bind(st.backfill_days.map(i64::from))
+        .bind(micros(st.created_at))
+        .bind(micros(st.expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_oauth_state(
+        &self,
+        state_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<OAuthState>> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let r = sqlx::query(
+            "DELETE FROM oauth_states WHERE state_hash = $1
+             RETURNING state_hash, workspace_id, user_id, provider, pkce_verifier, return_url,
+                       backfill_days, created_at, expires_at",
+        )
+        .bind(state_hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        // Abandoned flows are swept here rather than by a timer.
+        sqlx::query("DELETE FROM oauth_states WHERE expires_at < $1")
+            .bind(micros(now - chrono::Duration::hours(1)))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        r.as_ref().map(oauth_state_row).transpose()
     }
 }
