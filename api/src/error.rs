@@ -13,6 +13,18 @@ pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
+impl ErrorBody {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                field: None,
+            },
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// Stable, machine-readable code.
@@ -86,6 +98,7 @@ impl ApiError {
                 "the store is temporarily unavailable".into(),
                 None,
             ),
+            Error::Upstream(m) => (StatusCode::BAD_GATEWAY, "provider_error", m.clone(), None),
             Error::Store(_) | Error::Migrate(_) | Error::Config(_) | Error::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -9,7 +9,7 @@ use crate::routes;
 #[openapi(
     info(
         title = "VitaSync API",
-        description = "Self-hosted wearable health data: users, samples, daily aggregates and keys. \
+        description = "Self-hosted wearable health data: users, samples, daily aggregates, provider connections and keys. \
                        Authenticate with `Authorization: Bearer <API key>`.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
@@ -32,6 +32,19 @@ use crate::routes;
         routes::api_keys::list,
         routes::api_keys::revoke,
         routes::api_keys::rotate,
+        routes::providers::list,
+        routes::providers::get,
+        routes::webhooks::notify,
+        routes::webhooks::verify,
+        routes::oauth::authorize,
+        routes::oauth::callback,
+        routes::connections::create,
+        routes::connections::list,
+        routes::connections::delete,
+        routes::connections::sync,
+        routes::connections::job,
+        routes::connections::jobs,
+        routes::connections::events,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -41,6 +54,8 @@ use crate::routes;
         (name = "users", description = "End users of the integrator's product."),
         (name = "health", description = "Health samples and their daily aggregates."),
         (name = "api-keys", description = "API keys (admin scope)."),
+        (name = "providers", description = "Wearable providers and their webhooks."),
+        (name = "connections", description = "Provider connections, OAuth, sync jobs and events."),
     )
 )]
 pub struct ApiDoc;

@@ -11,9 +11,13 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
+use vitasync_actors::{SyncHandle, SyncSettings};
+use vitasync_engine::bus::Bus;
 use vitasync_engine::config::Config;
 use vitasync_engine::crypto::{self, KeyRing};
+use vitasync_engine::providers::{ProviderHttp, Registry, RetryPolicy};
 use vitasync_engine::services::keys;
+use vitasync_engine::services::sync::SyncEnv;
 use vitasync_engine::store::{self, Backend, DynStore};
 
 use crate::error::{ErrorBody, ErrorDetail};
@@ -28,6 +32,13 @@ pub struct Application {
     port: u16,
     server: Server,
     state: AppState,
+}
+
+/// What the composition root can be told beyond the configuration (tests shorten timings).
+#[derive(Clone, Default)]
+pub struct Overrides {
+    pub sync: Option<SyncSettings>,
+    pub retry: Option<RetryPolicy>,
 }
 
 /// Opens the configured store and applies migrations.
@@ -72,6 +83,14 @@ impl Application {
     }
 
     pub async fn build_with_store(config: Config, store: DynStore) -> anyhow::Result<Self> {
+        Self::build_with(config, store, Overrides::default()).await
+    }
+
+    pub async fn build_with(
+        config: Config,
+        store: DynStore,
+        overrides: Overrides,
+    ) -> anyhow::Result<Self> {
         let keyring = load_keyring(&config, store.backend())?;
         if let Some(secret) = &config.bootstrap_api_key {
             keys::ensure_bootstrap_key(store.as_ref(), secret)
@@ -82,7 +101,23 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
+        let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
+        let sync = SyncEnv {
+            store: store.clone(),
+            registry: Registry::builtin(&config.providers, &http),
+            keys: Arc::new(keyring.clone()),
+            bus: Bus::new(),
+            http,
+            public_url: config.public_base(),
+        };
+        let settings = overrides.sync.unwrap_or_else(|| SyncSettings {
+            interval: std::time::Duration::from_secs(config.sync_interval_secs.max(1)),
+            ..SyncSettings::default()
+        });
+        let actors = SyncHandle::start(sync.clone(), settings);
         let state = AppState {
+            sync,
+            actors,
             store,
             keyring,
             metrics: Arc::new(Metrics::new()),
@@ -113,8 +148,12 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until the server is stopped (Ctrl-C, SIGTERM or a handle), then stops the sync
+    /// actors at their next batch boundary.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        self.state.actors.shutdown().await;
+        result
     }
 }
 

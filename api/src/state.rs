@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use vitasync_actors::SyncHandle;
 use vitasync_engine::config::Config;
 use vitasync_engine::crypto::KeyRing;
+use vitasync_engine::services::sync::SyncEnv;
 use vitasync_engine::store::DynStore;
 
 use crate::metrics::Metrics;
@@ -16,4 +18,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub rate_limiter: Arc<RateLimiter>,
     pub config: Arc<Config>,
+    /// Providers, HTTP client, bus and key ring, as the sync machinery sees them.
+    pub sync: SyncEnv,
+    /// Hands sync jobs to the actors.
+    pub actors: SyncHandle,
 }

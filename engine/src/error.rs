@@ -55,6 +55,10 @@ pub enum Error {
     #[error("configuration error: {0}")]
     Config(String),
 
+    /// A provider refused or failed a call made on the caller's behalf (→ 502).
+    #[error("provider error: {0}")]
+    Upstream(String),
+
     /// Anything else that is our fault (→ 500). Details go to the log only.
     #[error("internal error: {0}")]
     Internal(String),

@@ -63,7 +63,7 @@ pub struct DailyQuery {
 }
 
 /// `from` must not be after `to`.
-fn check_order<T: PartialOrd>(from: Option<T>, to: Option<T>) -> Result<(), Error> {
+pub(crate) fn check_order<T: PartialOrd>(from: Option<T>, to: Option<T>) -> Result<(), Error> {
     match (from, to) {
         (Some(f), Some(t)) if f > t => Err(Error::invalid("from", "must not be after `to`")),
         _ => Ok(()),
@@ -80,7 +80,11 @@ fn check_metric(field: &'static str, m: Option<&str>) -> Result<(), Error> {
 }
 
 /// An instant, or a date meaning the start of that UTC day (`end` = the start of the next day).
-fn instant_or_date(field: &'static str, s: &str, end: bool) -> Result<DateTime<Utc>, Error> {
+pub(crate) fn instant_or_date(
+    field: &'static str,
+    s: &str,
+    end: bool,
+) -> Result<DateTime<Utc>, Error> {
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
         let d = if end {
             d.checked_add_days(Days::new(1)).unwrap_or(d)

@@ -1,10 +1,14 @@
 //! HTTP routes, one module per resource. `configure` mounts them all.
 
 pub mod api_keys;
+pub mod connections;
 pub mod health_data;
 pub mod metric_types;
+pub mod oauth;
+pub mod providers;
 pub mod system;
 pub mod users;
+pub mod webhooks;
 pub mod workspace;
 
 use actix_web::web;
@@ -78,5 +82,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(api_keys::create)
         .service(api_keys::list)
         .service(api_keys::revoke)
-        .service(api_keys::rotate);
+        .service(api_keys::rotate)
+        .service(providers::list)
+        .service(providers::get)
+        .service(webhooks::notify)
+        .service(webhooks::verify)
+        .service(oauth::authorize)
+        .service(oauth::callback)
+        .service(connections::create)
+        .service(connections::list)
+        .service(connections::delete)
+        .service(connections::sync)
+        .service(connections::job)
+        .service(connections::jobs)
+        .service(connections::events);
 }

@@ -75,6 +75,22 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/api-keys", "get"),
         ("/v1/api-keys/{key_id}", "delete"),
         ("/v1/api-keys/{key_id}/rotate", "post"),
+        ("/v1/providers", "get"),
+        ("/v1/providers/{provider}", "get"),
+        ("/v1/providers/{provider}/webhook", "post"),
+        ("/v1/providers/{provider}/webhook", "get"),
+        ("/v1/oauth/{provider}/authorize", "get"),
+        ("/v1/oauth/{provider}/callback", "get"),
+        ("/v1/users/{user_id}/connections", "post"),
+        ("/v1/users/{user_id}/connections", "get"),
+        ("/v1/users/{user_id}/connections/{connection_id}", "delete"),
+        (
+            "/v1/users/{user_id}/connections/{connection_id}/sync",
+            "post",
+        ),
+        ("/v1/sync-jobs/{job_id}", "get"),
+        ("/v1/users/{user_id}/sync-jobs", "get"),
+        ("/v1/users/{user_id}/events", "get"),
     ];
     for (path, method) in expected {
         let op = &paths[path][method];
@@ -104,7 +120,7 @@ async fn openapi_describes_every_route(app: TestApp) {
     }
     assert_eq!(
         paths.len(),
-        13,
+        24,
         "a route was added without updating this test: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

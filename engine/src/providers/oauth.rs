@@ -120,24 +120,21 @@ pub fn authorize(
     })
 }
 
-fn token_client(
-    spec: &OAuthSpec,
-    app: &OAuthApp,
-) -> Result<
-    oauth2::Client<
-        oauth2::basic::BasicErrorResponse,
-        BasicTokenResponse,
-        oauth2::basic::BasicTokenIntrospectionResponse,
-        oauth2::StandardRevocableToken,
-        oauth2::basic::BasicRevocationErrorResponse,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointSet,
-    >,
-    ProviderError,
-> {
+/// A client with only the token endpoint set (the authorize URL is built separately).
+type TokenClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn token_client(spec: &OAuthSpec, app: &OAuthApp) -> Result<TokenClient, ProviderError> {
     Ok(BasicClient::new(ClientId::new(app.client_id.clone()))
         .set_client_secret(ClientSecret::new(app.client_secret.clone()))
         .set_auth_type(auth_type(spec))
@@ -206,7 +203,7 @@ fn token_set(resp: &BasicTokenResponse, old_refresh: Option<&str>, now: DateTime
             .map(|d| now + d),
         scopes: resp
             .scopes()
-            .map(|s| s.iter().flat_map(|s| split_scopes(s)).collect())
+            .map(|s| s.iter().flat_map(split_scopes).collect())
             .unwrap_or_default(),
     }
 }

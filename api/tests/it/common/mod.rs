@@ -152,6 +152,40 @@ impl TestApp {
         json_ok(res).await
     }
 
+    /// Polls a sync job until it has finished (or `secs` pass) and returns it.
+    pub async fn wait_job(&self, job_id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let job = self.get_json(&format!("/v1/sync-jobs/{job_id}")).await;
+            if job["status"] == "succeeded" || job["status"] == "failed" {
+                return job;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "job {job_id} did not finish in {secs} s: {job}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Connects the demo provider for `user` with `days` of history; returns (connection id,
+    /// backfill job id).
+    pub async fn connect_demo(&self, user: &str, days: u32) -> (String, String) {
+        let res = self
+            .post(
+                &format!("/v1/users/{user}/connections"),
+                json!({"provider": "demo", "days": days}),
+            )
+            .await;
+        let status = res.status();
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        (
+            body["connection"]["id"].as_str().unwrap().to_string(),
+            body["job_id"].as_str().unwrap().to_string(),
+        )
+    }
+
     /// Creates a key with `scopes` in this workspace and returns the secret.
     pub async fn key_with(&self, scopes: &[&str]) -> String {
         let res = self
@@ -168,6 +202,15 @@ impl TestApp {
         self.handle.stop(true).await;
         (self.db, self.config)
     }
+}
+
+/// An admin key of a second, unrelated workspace.
+pub async fn other_workspace_key(app: &TestApp) -> String {
+    let slug = format!("other-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let (_, issued) = workspaces::create_with_admin_key(app.store.as_ref(), &slug, None)
+        .await
+        .expect("second workspace");
+    issued.secret
 }
 
 /// Asserts 200 and returns the body.
