@@ -321,7 +321,11 @@ impl ProviderHttp {
 
 /// `Retry-After` as seconds or an HTTP date.
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
@@ -392,7 +396,12 @@ mod tests {
             .mount(&server)
             .await;
         let v: serde_json::Value = fast()
-            .get_json(&Budget::app("t"), &format!("{}/x", server.uri()), "tok", &[])
+            .get_json(
+                &Budget::app("t"),
+                &format!("{}/x", server.uri()),
+                "tok",
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(v["a"], 1);
@@ -449,7 +458,12 @@ mod tests {
         let http = fast();
         let started = Instant::now();
         let _: serde_json::Value = http
-            .get_json(&Budget::app("t"), &format!("{}/x", server.uri()), "tok", &[])
+            .get_json(
+                &Budget::app("t"),
+                &format!("{}/x", server.uri()),
+                "tok",
+                &[],
+            )
             .await
             .unwrap();
         assert!(started.elapsed() >= Duration::from_secs(1));
@@ -458,13 +472,25 @@ mod tests {
         http.budgets()
             .pause("t", Instant::now() + Duration::from_secs(30));
         let err = http
-            .get_json::<serde_json::Value>(&Budget::app("t"), &format!("{}/x", server.uri()), "tok", &[])
+            .get_json::<serde_json::Value>(
+                &Budget::app("t"),
+                &format!("{}/x", server.uri()),
+                "tok",
+                &[],
+            )
             .await
             .unwrap_err();
-        assert!(matches!(err, ProviderError::RateLimited { retry_after_secs } if retry_after_secs >= 29));
+        assert!(
+            matches!(err, ProviderError::RateLimited { retry_after_secs } if retry_after_secs >= 29)
+        );
         // Other applications are unaffected.
         let _: serde_json::Value = http
-            .get_json(&Budget::app("u"), &format!("{}/x", server.uri()), "tok", &[])
+            .get_json(
+                &Budget::app("u"),
+                &format!("{}/x", server.uri()),
+                "tok",
+                &[],
+            )
             .await
             .unwrap();
     }

@@ -86,11 +86,16 @@ fn bad_config(what: &str, e: impl std::fmt::Display) -> ProviderError {
 }
 
 /// The authorization URL for `state`, with a fresh PKCE pair when the provider accepts PKCE.
-pub fn authorize(spec: &OAuthSpec, app: &OAuthApp, state: &str) -> Result<AuthorizeStart, ProviderError> {
+pub fn authorize(
+    spec: &OAuthSpec,
+    app: &OAuthApp,
+    state: &str,
+) -> Result<AuthorizeStart, ProviderError> {
     let client = BasicClient::new(ClientId::new(app.client_id.clone()))
         .set_auth_uri(AuthUrl::new(app.auth_url.clone()).map_err(|e| bad_config("auth URL", e))?)
         .set_redirect_uri(
-            RedirectUrl::new(app.redirect_url.clone()).map_err(|e| bad_config("redirect URL", e))?,
+            RedirectUrl::new(app.redirect_url.clone())
+                .map_err(|e| bad_config("redirect URL", e))?,
         );
     let state = state.to_string();
     let mut req = client.authorize_url(move || CsrfToken::new(state));
@@ -115,30 +120,30 @@ pub fn authorize(spec: &OAuthSpec, app: &OAuthApp, state: &str) -> Result<Author
     })
 }
 
-fn token_client(
-    spec: &OAuthSpec,
-    app: &OAuthApp,
-) -> Result<
-    oauth2::Client<
-        oauth2::basic::BasicErrorResponse,
-        BasicTokenResponse,
-        oauth2::basic::BasicTokenIntrospectionResponse,
-        oauth2::StandardRevocableToken,
-        oauth2::basic::BasicRevocationErrorResponse,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointNotSet,
-        oauth2::EndpointSet,
-    >,
-    ProviderError,
-> {
+/// A client with only the token endpoint set: the code exchange and refreshes.
+type TokenClient = oauth2::Client<
+    oauth2::basic::BasicErrorResponse,
+    BasicTokenResponse,
+    oauth2::basic::BasicTokenIntrospectionResponse,
+    oauth2::StandardRevocableToken,
+    oauth2::basic::BasicRevocationErrorResponse,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+fn token_client(spec: &OAuthSpec, app: &OAuthApp) -> Result<TokenClient, ProviderError> {
     Ok(BasicClient::new(ClientId::new(app.client_id.clone()))
         .set_client_secret(ClientSecret::new(app.client_secret.clone()))
         .set_auth_type(auth_type(spec))
-        .set_token_uri(TokenUrl::new(app.token_url.clone()).map_err(|e| bad_config("token URL", e))?)
+        .set_token_uri(
+            TokenUrl::new(app.token_url.clone()).map_err(|e| bad_config("token URL", e))?,
+        )
         .set_redirect_uri(
-            RedirectUrl::new(app.redirect_url.clone()).map_err(|e| bad_config("redirect URL", e))?,
+            RedirectUrl::new(app.redirect_url.clone())
+                .map_err(|e| bad_config("redirect URL", e))?,
         ))
 }
 
@@ -198,7 +203,7 @@ fn token_set(resp: &BasicTokenResponse, old_refresh: Option<&str>, now: DateTime
             .map(|d| now + d),
         scopes: resp
             .scopes()
-            .map(|s| s.iter().flat_map(|s| split_scopes(s)).collect())
+            .map(|s| s.iter().flat_map(split_scopes).collect())
             .unwrap_or_default(),
     }
 }
@@ -211,7 +216,9 @@ fn split_scopes(s: &Scope) -> Vec<String> {
         .collect()
 }
 
-fn classify(e: RequestTokenError<AdapterError, oauth2::basic::BasicErrorResponse>) -> ProviderError {
+fn classify(
+    e: RequestTokenError<AdapterError, oauth2::basic::BasicErrorResponse>,
+) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant | BasicErrorResponseType::InvalidClient => {
@@ -220,9 +227,7 @@ fn classify(e: RequestTokenError<AdapterError, oauth2::basic::BasicErrorResponse
             other => ProviderError::Rejected(format!("token endpoint: {other}")),
         },
         RequestTokenError::Request(AdapterError(p)) => p,
-        RequestTokenError::Parse(e, _) => {
-            ProviderError::Malformed(format!("token response: {e}"))
-        }
+        RequestTokenError::Parse(e, _) => ProviderError::Malformed(format!("token response: {e}")),
         RequestTokenError::Other(m) => ProviderError::Malformed(format!("token response: {m}")),
     }
 }
@@ -341,21 +346,27 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/token"))
             .and(body_string_contains("refresh_token=gone"))
-            .respond_with(ResponseTemplate::new(400).set_body_json(
-                serde_json::json!({"error": "invalid_grant"}),
-            ))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(serde_json::json!({"error": "invalid_grant"})),
+            )
             .mount(&server)
             .await;
         let http = ProviderHttp::new(Default::default());
         let now = Utc::now();
         let a = app(&server.uri());
-        let t = exchange_code(&http, &SPEC, &a, "c0de", Some("v"), now).await.unwrap();
+        let t = exchange_code(&http, &SPEC, &a, "c0de", Some("v"), now)
+            .await
+            .unwrap();
         assert_eq!(t.access_token, "a1");
         assert_eq!(t.scopes, vec!["read", "activity:read_all"]);
         assert_eq!(t.expires_at, Some(now + Duration::seconds(3600)));
         assert!(t.needs_refresh(now + Duration::minutes(56), SPEC.refresh_margin));
         let t2 = refresh(&http, &SPEC, &a, "r1", now).await.unwrap();
-        assert_eq!((t2.access_token.as_str(), t2.refresh_token.as_deref()), ("a2", Some("r2")));
+        assert_eq!(
+            (t2.access_token.as_str(), t2.refresh_token.as_deref()),
+            ("a2", Some("r2"))
+        );
         let err = refresh(&http, &SPEC, &a, "gone", now).await.unwrap_err();
         assert!(matches!(err, ProviderError::Unauthorized(_)), "{err:?}");
     }

@@ -131,6 +131,10 @@ mod tests {
 
         let bad: HashMap<String, String> =
             [("VITASYNC_FITBIT_BACKFILL_DAYS".into(), "many".into())].into();
-        assert!(s.apply_env("fitbit", &bad).unwrap_err().contains("BACKFILL_DAYS"));
+        assert!(
+            s.apply_env("fitbit", &bad)
+                .unwrap_err()
+                .contains("BACKFILL_DAYS")
+        );
     }
 }

@@ -43,7 +43,10 @@ pub enum WebhookReply {
         body: String,
     },
     /// A verified notification: answer with this status (2xx), then act on the targets.
-    Accepted { status: u16, targets: Vec<WebhookTarget> },
+    Accepted {
+        status: u16,
+        targets: Vec<WebhookTarget>,
+    },
 }
 
 /// One thing a notification asks for, addressed by the provider's account id.
