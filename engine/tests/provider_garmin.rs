@@ -674,6 +674,7 @@ async fn first_sync_requests_backfill_and_pulls_upload_windows_since_the_connect
         find(&samples, "blood_pressure_diastolic", weigh_in).value,
         80.0
     );
+    assert_eq!(find(&samples, "heart_rate", weigh_in).value, 62.0);
     let vo2 = find(&samples, "vo2max", t("2024-03-10T23:00:00Z"));
     assert_eq!((vo2.value, vo2.unit), (48.0, "mL/kg/min"));
     assert_eq!(vo2.local_date.to_string(), "2024-03-11");

@@ -146,6 +146,7 @@ pub struct BloodPressure {
     pub user_id: Option<String>,
     pub systolic: Option<f64>,
     pub diastolic: Option<f64>,
+    pub pulse: Option<f64>,
     pub measurement_time_in_seconds: Option<i64>,
     pub measurement_time_offset_in_seconds: Option<i64>,
 }

@@ -79,6 +79,14 @@ fn instant(secs: i64) -> Option<DateTime<Utc>> {
     DateTime::from_timestamp(secs, 0)
 }
 
+/// `t` plus `secs` from a payload; None instead of a panic for absurd values.
+fn shift(t: DateTime<Utc>, secs: f64) -> Option<DateTime<Utc>> {
+    if !secs.is_finite() {
+        return None;
+    }
+    Duration::try_seconds(secs.round() as i64).and_then(|d| t.checked_add_signed(d))
+}
+
 /// Garmin offsets are whole seconds and can be anything a user sets on the device (up to
 /// ±24 h); minutes are what samples carry.
 fn offset_minutes(secs: i64) -> i32 {
@@ -107,13 +115,13 @@ impl Anchor {
     }
 
     /// The instant `secs` after the start, with its own local date.
-    fn after(&self, secs: i64) -> Anchor {
-        let at = self.start + Duration::seconds(secs);
-        Anchor {
+    fn after(&self, secs: i64) -> Option<Anchor> {
+        let at = shift(self.start, secs as f64)?;
+        Some(Anchor {
             start: at,
             offset: self.offset,
             date: time::local_date(at, self.offset),
-        }
+        })
     }
 }
 
@@ -156,7 +164,9 @@ impl Mapped {
             if *v < 0.0 {
                 continue;
             }
-            self.push(cx, metric, Some(*v), anchor.after(secs));
+            if let Some(at) = anchor.after(secs) {
+                self.push(cx, metric, Some(*v), at);
+            }
         }
     }
 }
@@ -248,8 +258,7 @@ impl Summary for api::Sleep {
             .map(|s| s.end_time_in_seconds.max(s.start_time_in_seconds))
             .max()
             .and_then(instant);
-        let ended =
-            from_levels.or_else(|| in_bed.map(|b| at.start + Duration::seconds(b.round() as i64)));
+        let ended = from_levels.or_else(|| in_bed.and_then(|b| shift(at.start, b)));
         if calendar_date(self.calendar_date.as_deref()).is_none()
             && let Some(end) = ended
         {
@@ -467,6 +476,8 @@ impl Summary for api::BloodPressure {
         ) {
             out.push(cx, "blood_pressure_systolic", self.systolic, at);
             out.push(cx, "blood_pressure_diastolic", self.diastolic, at);
+            // The cuff's pulse is a heart-rate measurement like any other.
+            out.push(cx, "heart_rate", self.pulse, at);
         }
     }
 }
@@ -510,9 +521,7 @@ impl Summary for api::Activity {
             })
         });
         let Some(id) = id else { return };
-        let ended = self
-            .duration_in_seconds
-            .map(|d| at.start + Duration::seconds(d.round() as i64));
+        let ended = self.duration_in_seconds.and_then(|d| shift(at.start, d));
         // Workout totals stay on the event: the day's steps, distance and energy already
         // include the activity through the daily summary.
         out.events.push(NewEvent {
@@ -637,6 +646,24 @@ mod tests {
         }));
         let v: Vec<f64> = m.samples.iter().map(|s| s.value).collect();
         assert_eq!(v, vec![18.0, 30.0]);
+    }
+
+    #[test]
+    fn absurd_times_are_skipped_not_panicked_on() {
+        let m = one::<api::Daily>(json!({
+            "startTimeInSeconds": 1710025200, "calendarDate": "2024-03-10",
+            "timeOffsetHeartRateSamples": {"9223372036854775807": 70, "15": 71}
+        }));
+        assert_eq!(m.samples.len(), 1);
+        let m = one::<api::Activity>(json!({
+            "summaryId": "1", "startTimeInSeconds": 9223372036854775807i64,
+            "durationInSeconds": 60
+        }));
+        assert!(m.events.is_empty());
+        let m = one::<api::Sleep>(json!({
+            "summaryId": "s", "startTimeInSeconds": 1710108090, "durationInSeconds": 1e300
+        }));
+        assert_eq!(m.events[0].ended_at, None);
     }
 
     #[test]
