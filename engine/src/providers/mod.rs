@@ -11,6 +11,7 @@ pub mod demo;
 pub mod http;
 pub mod oauth;
 pub mod settings;
+pub mod strava;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
@@ -227,6 +228,7 @@ impl Registry {
         let _ = ctx;
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
+        r.register(Arc::new(strava::StravaProvider::new(ctx("strava"))));
         r
     }
 
