@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod settings;
 pub mod strava;
 pub mod webhook;
+pub mod whoop;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -229,6 +230,7 @@ impl Registry {
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
         r.register(Arc::new(strava::StravaProvider::new(ctx("strava"))));
+        r.register(Arc::new(whoop::WhoopProvider::new(ctx("whoop"))));
         r
     }
 
