@@ -12,7 +12,9 @@ pub mod garmin;
 pub mod http;
 pub mod oauth;
 pub mod settings;
+pub mod strava;
 pub mod webhook;
+pub mod whoop;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -225,10 +227,11 @@ impl Registry {
             settings: settings.get(id).cloned().unwrap_or_default(),
             http: http.clone(),
         };
-        let _ = ctx;
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
         r.register(Arc::new(garmin::GarminProvider::new(ctx("garmin"))));
+        r.register(Arc::new(strava::StravaProvider::new(ctx("strava"))));
+        r.register(Arc::new(whoop::WhoopProvider::new(ctx("whoop"))));
         r
     }
 
