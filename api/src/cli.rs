@@ -40,6 +40,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Start the server on the configured store (the embedded default unless DATABASE_URL is
+    /// set) with three demo users connected to the demo device, show the backfill's progress,
+    /// print a summary with an API key and a curl line, and keep serving until Ctrl-C.
+    Demo,
     /// Run the HTTP API server. Applies pending migrations first; listens on VITASYNC_LISTEN
     /// (default 127.0.0.1:8080) until Ctrl-C or SIGTERM, then drains in-flight requests.
     Serve,
@@ -113,6 +117,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::from_process_env(cli.config.as_deref())?;
     telemetry::init(config.log_format);
     match cli.command {
+        Command::Demo => crate::demo::run(config).await?,
         Command::Serve => {
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;

@@ -1,8 +1,10 @@
 //! VitaSync's HTTP API and the `vitasync` binary's composition root.
 //!
 //! What lives where:
-//! - [`cli`]: the command line (serve, migrate, workspace, keys).
-//! - [`startup`]: `Application::build` — store, key ring, bootstrap key, actix-web app.
+//! - [`cli`]: the command line (demo, serve, migrate, workspace, keys).
+//! - [`demo`]: `vitasync demo`, the whole product on the embedded default in one command.
+//! - [`startup`]: `Application::build` — store, key ring, bootstrap key, provider registry,
+//!   sync actors, actix-web app.
 //! - [`routes`]: one module per resource; each handler declares its scope in its signature.
 //! - [`auth`]: the bearer-key extractor (authentication, per-key rate limit, scope check).
 //! - [`extract`]: JSON and query extractors whose errors name the offending field.
@@ -12,6 +14,7 @@
 
 pub mod auth;
 pub mod cli;
+pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod metrics;
