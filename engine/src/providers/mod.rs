@@ -8,6 +8,7 @@
 //! stays flat however much history there is, and a crash between batches resumes exactly.
 
 pub mod demo;
+pub mod fitbit;
 pub mod http;
 pub mod oauth;
 pub mod settings;
@@ -227,6 +228,7 @@ impl Registry {
         let _ = ctx;
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
+        r.register(Arc::new(fitbit::FitbitProvider::new(ctx("fitbit"))));
         r
     }
 
