@@ -78,7 +78,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         users.push(user);
     }
 
-    eprintln!("vitasync demo: backfilling 90 days for {} users…", users.len());
+    eprintln!(
+        "vitasync demo: backfilling 90 days for {} users…",
+        users.len()
+    );
     let started = Instant::now();
     loop {
         let mut finished = 0;
@@ -122,7 +125,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .iter()
             .map(|m| m.count)
             .sum::<i64>();
-        for (i, t) in [EventType::Workout, EventType::Sleep].into_iter().enumerate() {
+        for (i, t) in [EventType::Workout, EventType::Sleep]
+            .into_iter()
+            .enumerate()
+        {
             let q = EventQuery {
                 event_type: Some(t),
                 ..Default::default()

@@ -8,6 +8,7 @@
 //! stays flat however much history there is, and a crash between batches resumes exactly.
 
 pub mod demo;
+pub mod fitbit;
 pub mod garmin;
 pub mod http;
 pub mod oauth;
@@ -229,6 +230,7 @@ impl Registry {
         };
         let mut r = Registry::new();
         r.register(Arc::new(demo::DemoProvider::new()));
+        r.register(Arc::new(fitbit::FitbitProvider::new(ctx("fitbit"))));
         r.register(Arc::new(garmin::GarminProvider::new(ctx("garmin"))));
         r.register(Arc::new(strava::StravaProvider::new(ctx("strava"))));
         r.register(Arc::new(whoop::WhoopProvider::new(ctx("whoop"))));

@@ -227,9 +227,24 @@ fn classify(
             other => ProviderError::Rejected(format!("token endpoint: {other}")),
         },
         RequestTokenError::Request(AdapterError(p)) => p,
-        RequestTokenError::Parse(e, _) => ProviderError::Malformed(format!("token response: {e}")),
+        RequestTokenError::Parse(e, body) => envelope_error(&body)
+            .unwrap_or_else(|| ProviderError::Malformed(format!("token response: {e}"))),
         RequestTokenError::Other(m) => ProviderError::Malformed(format!("token response: {m}")),
     }
+}
+
+/// Token-endpoint errors outside RFC 6749's `{"error": …}` shape, such as Fitbit's
+/// `{"errors": [{"errorType": "invalid_grant", …}]}`: a rejected grant or client still means
+/// the user must reconnect, not that the response was unreadable.
+fn envelope_error(body: &[u8]) -> Option<ProviderError> {
+    let v: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let kind = v.get("errors")?.get(0)?.get("errorType")?.as_str()?;
+    Some(match kind {
+        "invalid_grant" | "invalid_client" | "invalid_token" | "expired_token" => {
+            ProviderError::Unauthorized(format!("token endpoint: {kind}"))
+        }
+        other => ProviderError::Rejected(format!("token endpoint: {other}")),
+    })
 }
 
 #[derive(Debug)]
