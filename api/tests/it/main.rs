@@ -8,6 +8,7 @@ mod cli;
 mod connections;
 mod fitabase;
 mod health_data;
+mod oauth;
 mod system;
 mod tenancy;
 mod users;
