@@ -79,20 +79,23 @@ impl SyncSupervisor {
     }
 
     /// Loads every active connection and starts its actor; each catches up at once if its
-    /// last sync is older than the interval, else waits for its next slot.
+    /// last sync is older than the interval or was interrupted, else waits for its next slot.
     fn start_all(&mut self, ctx: &mut Context<Self>) {
         let store = self.env.store.clone();
         let load = async move {
-            let _ = store.fail_unfinished_jobs(Utc::now()).await;
-            store.runnable_connections().await
+            // Work a previous process left unfinished (a crash mid-backfill) resumes at once,
+            // from the cursors its committed batches left.
+            let interrupted = store.fail_unfinished_jobs(Utc::now()).await?;
+            Ok::<_, vitasync_engine::Error>((interrupted, store.runnable_connections().await?))
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {
-            Ok(conns) => {
+            Ok((interrupted, conns)) => {
                 let now = Utc::now();
                 let interval = chrono::Duration::from_std(act.settings.interval)
                     .unwrap_or(chrono::Duration::minutes(15));
                 for c in conns {
-                    let due = c.last_synced_at.is_none_or(|t| t + interval <= now);
+                    let due = interrupted.contains(&c.id)
+                        || c.last_synced_at.is_none_or(|t| t + interval <= now);
                     act.spawn_child(c.id, None, due, 0, ctx);
                 }
                 tracing::info!(connections = act.children.len(), "sync supervisor started");

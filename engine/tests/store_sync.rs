@@ -310,7 +310,7 @@ async fn sync_batches_are_atomic_and_idempotent(backend: Backend) {
         .await
         .unwrap();
     store.start_sync_job(j2.id, t0).await.unwrap();
-    assert_eq!(store.fail_unfinished_jobs(t0).await.unwrap(), 1);
+    assert_eq!(store.fail_unfinished_jobs(t0).await.unwrap(), vec![c.id]);
     let j2 = store
         .sync_job(u.workspace_id, j2.id)
         .await

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use vitasync_engine::domain::OAuthState;
 use vitasync_engine::providers::ProviderSettings;
-use wiremock::matchers::{header_exists, method, path};
+use wiremock::matchers::{header_exists, method, path, path_regex};
 use wiremock::{Match, Mock, MockServer, Request, ResponseTemplate};
 
 use crate::common::{Backend, TestApp, expect_error, spawn_app_with};
@@ -160,6 +160,24 @@ async fn full_flow_with_pkce(backend: Backend) {
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "user": {"encodedId": "FB123", "timezone": "Europe/Berlin", "offsetFromUTCMillis": 3600000}
         })))
+        .mount(&mock)
+        .await;
+
+    // Webhooks are set up (a verification code is configured), so the new connection gets
+    // its Fitbit subscription.
+    Mock::given(method("POST"))
+        .and(path_regex(
+            r"^/1/user/-/apiSubscriptions/[0-9a-f]{32}\.json$",
+        ))
+        .and(wiremock::matchers::header(
+            "authorization",
+            "Bearer fitbit-access-1",
+        ))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({
+            "collectionType": "user", "ownerId": "FB123", "ownerType": "user",
+            "subscriberId": "1", "subscriptionId": "x"
+        })))
+        .expect(1)
         .mount(&mock)
         .await;
 

@@ -250,9 +250,10 @@ impl ProviderHttp {
             }
             if status == StatusCode::TOO_MANY_REQUESTS {
                 let wait = retry_after(&headers).unwrap_or(Duration::from_secs(60));
-                for key in budget.keys() {
-                    self.budgets.pause(key, Instant::now() + wait);
-                }
+                // A provider that limits per user answers one user's exhaustion with a 429
+                // too: pausing the whole application would stall every other user.
+                self.budgets
+                    .pause(budget.narrowest(), Instant::now() + wait);
                 tracing::info!(budget = %budget.app, wait_s = wait.as_secs_f64(), "provider rate limit hit");
                 if wait > self.policy.max_inline_wait || attempt >= self.policy.attempts + 2 {
                     return Err(ProviderError::RateLimited {

@@ -184,6 +184,18 @@ pub trait Provider: Send + Sync + 'static {
         Ok(Account::default())
     }
 
+    /// Per-connection set-up at the provider once the account is connected (e.g. Fitbit's
+    /// webhook subscriptions). `subscription_id` is unique per connection. A failure is logged
+    /// by the caller and does not undo the connection: syncs still run on the schedule.
+    async fn on_connected(
+        &self,
+        tokens: &TokenSet,
+        subscription_id: &str,
+    ) -> Result<(), ProviderError> {
+        let _ = (tokens, subscription_id);
+        Ok(())
+    }
+
     /// Revokes the grant at the provider, where the provider allows it.
     async fn revoke(
         &self,

@@ -267,6 +267,12 @@ pub async fn complete_oauth(
         backfill_days: st.backfill_days.unwrap_or(p.info().default_backfill_days),
     };
     let connected = finish_connect(env, &user, &new).await?;
+    if let Err(e) = p
+        .on_connected(&tokens, &connected.connection.id.simple().to_string())
+        .await
+    {
+        tracing::warn!(connection_id = %connected.connection.id, error = %e, "provider set-up after connecting failed; syncs still run on the schedule");
+    }
     Ok(CallbackOutcome::Connected {
         connected: Box::new(connected),
         return_url: back,

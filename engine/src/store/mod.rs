@@ -187,8 +187,9 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<()>;
     /// Jobs a previous process left queued or running end as failed ("interrupted"); their
-    /// committed batches stay, and the next run resumes from the committed cursors.
-    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<u64>;
+    /// committed batches stay, and the next run resumes from the committed cursors. Returns
+    /// the connections whose work was interrupted (they are due at once).
+    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<Vec<ConnectionId>>;
     async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>>;
     async fn list_sync_jobs(
         &self,

@@ -975,15 +975,18 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<u64> {
-        Ok(sqlx::query(
+    async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<Vec<ConnectionId>> {
+        let mut ids: Vec<ConnectionId> = sqlx::query_scalar(
             "UPDATE sync_jobs SET status = 'failed', error = 'interrupted by a restart',
-                    finished_at = $1 WHERE status IN ('queued', 'running')",
+                    finished_at = $1 WHERE status IN ('queued', 'running')
+             RETURNING connection_id",
         )
         .bind(at)
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_all(&self.pool)
+        .await?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>> {

@@ -123,6 +123,34 @@ impl Provider for FitbitProvider {
         })
     }
 
+    /// Fitbit only notifies about users with a subscription: one per connection, for every
+    /// collection, created when webhooks are set up here (a verification code is configured).
+    /// 409 means another subscriber id already covers the user, which is as good.
+    async fn on_connected(
+        &self,
+        tokens: &TokenSet,
+        subscription_id: &str,
+    ) -> Result<(), ProviderError> {
+        if self.settings.webhook_verify_token.is_none() {
+            return Ok(());
+        }
+        let url = format!(
+            "{}/1/user/-/apiSubscriptions/{subscription_id}.json",
+            self.endpoints.api_url
+        );
+        match self
+            .http
+            .send(&client::budget(None), |c| {
+                c.post(&url).bearer_auth(&tokens.access_token)
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(ProviderError::Rejected(m)) if m.starts_with("409") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// RFC 7009 revoke with the client's Basic credentials. Revoking either token removes every
     /// token of the user for this application; the refresh token is used because it is still
     /// valid when the access token has expired.
