@@ -9,6 +9,7 @@ mod connections;
 mod fitabase;
 mod health_data;
 mod oauth;
+mod sync_faults;
 mod system;
 mod tenancy;
 mod users;

@@ -5,9 +5,10 @@ use std::collections::HashMap;
 
 use reqwest::{Method, Response, StatusCode};
 use serde_json::{Value, json};
-use vitasync_api::startup::Application;
+use vitasync_api::startup::{Application, Overrides};
 use vitasync_engine::config::Config;
 use vitasync_engine::crypto::generate_key_b64;
+use vitasync_engine::services::sync::SyncEnv;
 use vitasync_engine::services::workspaces;
 use vitasync_engine::store::DynStore;
 pub use vitasync_testkit::Backend;
@@ -22,6 +23,9 @@ pub struct TestApp {
     pub store: DynStore,
     pub db: FreshDb,
     pub config: Config,
+    /// The running app's providers, bus and key ring.
+    pub sync: SyncEnv,
+    pub actors: vitasync_actors::SyncHandle,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -53,13 +57,35 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Config)) -
     start(db, config).await
 }
 
+/// Spawns the app with adjusted configuration and timing overrides (fast backoff, short
+/// timeouts) for tests of the sync machinery.
+pub async fn spawn_app_tuned(
+    backend: Backend,
+    tweak: impl FnOnce(&mut Config),
+    overrides: Overrides,
+) -> TestApp {
+    let db = vitasync_testkit::fresh(backend).await;
+    let mut config = test_config(&db);
+    tweak(&mut config);
+    start_with(db, config, overrides).await
+}
+
 /// Starts the application on an existing database (e.g. to restart it).
 pub async fn start(db: FreshDb, config: Config) -> TestApp {
-    let app = Application::build(config.clone())
+    start_with(db, config, Overrides::default()).await
+}
+
+pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> TestApp {
+    let store = vitasync_api::startup::open_store(&config)
+        .await
+        .expect("store opens");
+    let app = Application::build_with(config.clone(), store, overrides)
         .await
         .expect("application builds");
     let port = app.port();
     let store = app.state().store.clone();
+    let sync = app.state().sync.clone();
+    let actors = app.state().actors.clone();
     let handle = app.server_handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let (ws, key) = workspaces::create_with_admin_key(
@@ -77,6 +103,8 @@ pub async fn start(db: FreshDb, config: Config) -> TestApp {
         store,
         db,
         config,
+        sync,
+        actors,
         handle,
     }
 }
@@ -198,8 +226,10 @@ impl TestApp {
             .to_string()
     }
 
+    /// Stops the server, then the sync actors (at their next batch boundary).
     pub async fn stop(self) -> (FreshDb, Config) {
         self.handle.stop(true).await;
+        self.actors.shutdown().await;
         (self.db, self.config)
     }
 }
