@@ -374,7 +374,7 @@ async fn truncated_page_commits_only_what_came_before(backend: Backend) {
         .map(|s| s["value"].as_f64().unwrap())
         .collect();
     assert_eq!(values, vec![10.5], "{strain}");
-    assert_eq!(job["inserted"].as_i64().unwrap() > 0, true);
+    assert!(job["inserted"].as_i64().unwrap() > 0, "{job}");
 }
 
 async fn shutdown_stops_runs_at_a_batch_boundary(backend: Backend) {
