@@ -115,6 +115,17 @@ pub async fn ingest(
     state
         .metrics
         .record_write(outcome.inserted, outcome.updated, outcome.unchanged);
+    if !outcome.changes.is_empty() {
+        state
+            .sync
+            .bus
+            .publish(vitasync_engine::bus::BusEvent::SamplesChanged {
+                workspace_id: user.workspace_id,
+                user_id: user.id,
+                changes: std::sync::Arc::new(outcome.changes),
+                at: chrono::Utc::now(),
+            });
+    }
     Ok(HttpResponse::Ok().json(IngestResult {
         inserted: outcome.inserted,
         updated: outcome.updated,
