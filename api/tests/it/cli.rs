@@ -25,7 +25,7 @@ fn help_explains_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = vitasync(dir.path(), &["--help"]);
     assert!(ok);
-    for cmd in ["serve", "migrate", "workspace", "keys"] {
+    for cmd in ["demo", "serve", "migrate", "workspace", "keys"] {
         assert!(out.contains(cmd), "--help lacks {cmd}: {out}");
     }
     let (ok, out, _) = vitasync(dir.path(), &["keys", "--help"]);
@@ -98,4 +98,74 @@ fn workspace_and_key_management() {
 
     let (ok, _, err) = vitasync(dir.path(), &["keys", "list", "--workspace", "nope"]);
     assert!(!ok && err.contains("nope"), "{err}");
+}
+
+/// `vitasync demo` on the embedded default: serves synced demo data, honours the listen
+/// address, data dir and bootstrap key, and prints a working curl line.
+#[actix_web::test]
+async fn demo_serves_synced_data() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let key = "vs_demo_bootstrap_key_0123456789abcdefghijkl";
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_vitasync"))
+        .arg("demo")
+        .env("VITASYNC_DATA_DIR", dir.path())
+        .env("VITASYNC_LISTEN", "127.0.0.1:0")
+        .env("VITASYNC_BOOTSTRAP_API_KEY", key)
+        .env_remove("DATABASE_URL")
+        .env_remove("VITASYNC_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run vitasync demo");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = Vec::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let done = line.contains("Ctrl-C");
+            out.push(line);
+            if done {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(300), read)
+        .await
+        .expect("the demo finishes its backfill and prints a summary");
+    let text = out.join("\n");
+    assert!(text.contains("users:    3"), "{text}");
+    assert!(text.contains(&format!("API key:  {key}")), "{text}");
+    let samples: u64 = out
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("samples:"))
+        .expect("a sample count")
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(samples > 30_000, "90 days for 3 users: {samples}");
+    assert!(
+        dir.path().join("vitasync.db").exists(),
+        "the data dir is honoured"
+    );
+
+    // The printed curl line works.
+    vitasync_engine::providers::http::install_crypto_provider();
+    let curl = out
+        .iter()
+        .find(|l| l.trim().starts_with("curl "))
+        .expect("a curl line");
+    let url = curl.rsplit('\'').nth(1).expect("a quoted URL");
+    let res = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let body: Value = res.json().await.unwrap();
+    assert!(body["data"].as_array().unwrap().len() >= 80, "{body}");
+    child.kill().await.unwrap();
 }
