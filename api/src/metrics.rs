@@ -10,6 +10,8 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     pub http_duration: HistogramVec,
     pub samples_written: IntCounterVec,
+    pub sync_jobs: IntCounterVec,
+    pub connection_problems: IntCounterVec,
 }
 
 impl Metrics {
@@ -42,6 +44,28 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let sync_jobs = IntCounterVec::new(
+            Opts::new(
+                "vitasync_sync_jobs_total",
+                "Finished sync jobs by provider and outcome (succeeded, failed).",
+            ),
+            &["provider", "outcome"],
+        )
+        .expect("valid metric");
+        let connection_problems = IntCounterVec::new(
+            Opts::new(
+                "vitasync_connection_problems_total",
+                "Connections that went to error or reauth_required, by provider and status.",
+            ),
+            &["provider", "status"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(sync_jobs.clone()))
+            .expect("register");
+        registry
+            .register(Box::new(connection_problems.clone()))
+            .expect("register");
         registry
             .register(Box::new(http_requests.clone()))
             .expect("register");
@@ -65,7 +89,53 @@ impl Metrics {
             http_requests,
             http_duration,
             samples_written,
+            sync_jobs,
+            connection_problems,
         }
+    }
+
+    /// Follows the event bus for the data-in side's counters, so the sync machinery needs no
+    /// knowledge of Prometheus.
+    pub fn follow(self: std::sync::Arc<Self>, bus: &vitasync_engine::bus::Bus) {
+        use vitasync_engine::bus::BusEvent;
+        let mut rx = bus.subscribe();
+        actix_web::rt::spawn(async move {
+            loop {
+                let event = match rx.recv().await {
+                    Ok(e) => e,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "metrics fell behind the event bus");
+                        continue;
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                };
+                match event.as_ref() {
+                    BusEvent::SyncCompleted {
+                        subject,
+                        inserted,
+                        updated,
+                        unchanged,
+                        ..
+                    } => {
+                        self.sync_jobs
+                            .with_label_values(&[subject.provider.as_str(), "succeeded"])
+                            .inc();
+                        self.record_write(*inserted, *updated, *unchanged);
+                    }
+                    BusEvent::SyncFailed { subject, .. } => self
+                        .sync_jobs
+                        .with_label_values(&[subject.provider.as_str(), "failed"])
+                        .inc(),
+                    BusEvent::ConnectionErrored {
+                        subject, status, ..
+                    } => self
+                        .connection_problems
+                        .with_label_values(&[subject.provider.as_str(), status.as_str()])
+                        .inc(),
+                    _ => {}
+                }
+            }
+        });
     }
 
     pub fn record_write(&self, inserted: u64, updated: u64, unchanged: u64) {

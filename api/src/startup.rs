@@ -115,12 +115,14 @@ impl Application {
             ..SyncSettings::default()
         });
         let actors = SyncHandle::start(sync.clone(), settings);
+        let metrics = Arc::new(Metrics::new());
+        metrics.clone().follow(&sync.bus);
         let state = AppState {
             sync,
             actors,
             store,
             keyring,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             rate_limiter: Arc::new(RateLimiter::new(
                 config.rate_limit_rps,
                 config.rate_limit_burst,

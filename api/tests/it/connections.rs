@@ -95,6 +95,12 @@ async fn demo_backfill_lands_samples_and_events(app: TestApp) {
     let jobs = app.get_json(&format!("/v1/users/{user}/sync-jobs")).await;
     let jobs = jobs["data"].as_array().unwrap();
     assert!(jobs.len() >= 4, "{jobs:?}");
+    // Operators see the syncs in Prometheus (counted from the event bus).
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("vitasync_sync_jobs_total{outcome=\"succeeded\",provider=\"demo\"}"),
+        "{metrics}"
+    );
     assert_eq!(jobs[0]["id"], ranged["id"], "newest first");
     assert_eq!(jobs.last().unwrap()["trigger"], "backfill");
 }

@@ -210,6 +210,33 @@ async fn full_flow_with_pkce(backend: Backend) {
     let res = callback(&app, "fitbit", &format!("code=c0de&state={state}")).await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     assert!(res.text().await.unwrap().contains("invalid_state"));
+
+    // Disconnecting revokes the grant at Fitbit and forgets the tokens.
+    Mock::given(method("POST"))
+        .and(path("/oauth2/revoke"))
+        .and(BasicClientAuth)
+        .and(wiremock::matchers::body_string_contains(
+            "token=fitbit-refresh-1",
+        ))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let res = app
+        .delete(&format!(
+            "/v1/users/{user}/connections/{}",
+            bq["connection_id"]
+        ))
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let gone = app
+        .store
+        .connection_by_id(bq["connection_id"].parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.sealed_tokens, None);
+    mock.verify().await;
 }
 
 async fn abused_callbacks_are_rejected(backend: Backend) {

@@ -412,6 +412,41 @@ async fn shutdown_stops_runs_at_a_batch_boundary(backend: Backend) {
     assert_eq!(j.error.as_deref(), Some("interrupted by shutdown"));
 }
 
+async fn tokens_are_refreshed_ahead_of_expiry(backend: Backend) {
+    let mock = MockServer::start().await;
+    let app = whoop_app(backend, &mock).await;
+    // The first token set expires within the refresh margin; the old access token is never
+    // presented for data.
+    Mock::given(method("POST"))
+        .and(path("/oauth/oauth2/token"))
+        .and(body_string_contains("grant_type=authorization_code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "a1", "refresh_token": "r1", "expires_in": 60, "token_type": "bearer"
+        })))
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/oauth2/token"))
+        .and(body_string_contains("refresh_token=r1"))
+        .respond_with(tokens("a2", "r2"))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(path_regex(DATA))
+        .and(header("authorization", "Bearer a1"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&mock)
+        .await;
+    mount_data(&mock, "a2").await;
+    let user = app.create_user("f-6", None).await;
+    let (_, job) = connect(&app, &mock, &user).await;
+    let job = app.wait_job(&job, 30).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    mock.verify().await;
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -429,4 +464,5 @@ both!(
     rate_limit_pauses_then_completes,
     truncated_page_commits_only_what_came_before,
     shutdown_stops_runs_at_a_batch_boundary,
+    tokens_are_refreshed_ahead_of_expiry,
 );
