@@ -436,18 +436,7 @@ async fn authorize_is_guarded(backend: Backend) {
     assert!(e["message"].as_str().unwrap().contains("user"));
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() { super::$name(crate::common::Backend::Sqlite).await }
-            #[actix_web::test]
-            async fn postgres() { super::$name(crate::common::Backend::Postgres).await }
-        }
-    )*};
-}
-
-both!(
+crate::for_both_backends!(
     full_flow_with_pkce,
     abused_callbacks_are_rejected,
     authorize_is_guarded

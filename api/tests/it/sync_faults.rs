@@ -447,18 +447,7 @@ async fn tokens_are_refreshed_ahead_of_expiry(backend: Backend) {
     mock.verify().await;
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[actix_web::test]
-            async fn sqlite() { super::$name(crate::common::Backend::Sqlite).await }
-            #[actix_web::test]
-            async fn postgres() { super::$name(crate::common::Backend::Postgres).await }
-        }
-    )*};
-}
-
-both!(
+crate::for_both_backends!(
     expired_token_is_refreshed_once,
     server_errors_restart_with_backoff_until_error,
     rate_limit_pauses_then_completes,

@@ -49,6 +49,23 @@ pub struct OAuthApp {
     pub redirect_url: String,
 }
 
+impl OAuthApp {
+    /// The deployment's client for a provider: None until both client credentials are set.
+    pub fn from_settings(
+        settings: &super::ProviderSettings,
+        endpoints: &super::Endpoints,
+        redirect_url: &str,
+    ) -> Option<Self> {
+        Some(OAuthApp {
+            client_id: settings.client_id.clone()?,
+            client_secret: settings.client_secret.clone()?,
+            auth_url: endpoints.auth_url.clone(),
+            token_url: endpoints.token_url.clone(),
+            redirect_url: redirect_url.to_string(),
+        })
+    }
+}
+
 /// Tokens as stored (sealed) with a connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenSet {

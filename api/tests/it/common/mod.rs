@@ -279,3 +279,17 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// Runs each named `async fn(Backend)` once per backend, for tests that build their own app
+/// (extra configuration, a mock provider, timing overrides).
+#[macro_export]
+macro_rules! for_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() { super::$name($crate::common::Backend::Sqlite).await }
+            #[actix_web::test]
+            async fn postgres() { super::$name($crate::common::Backend::Postgres).await }
+        }
+    )*};
+}

@@ -100,13 +100,7 @@ impl Provider for FitbitProvider {
     }
 
     fn oauth_app(&self, redirect_url: &str) -> Option<OAuthApp> {
-        Some(OAuthApp {
-            client_id: self.settings.client_id.clone()?,
-            client_secret: self.settings.client_secret.clone()?,
-            auth_url: self.endpoints.auth_url.clone(),
-            token_url: self.endpoints.token_url.clone(),
-            redirect_url: redirect_url.to_string(),
-        })
+        OAuthApp::from_settings(&self.settings, &self.endpoints, redirect_url)
     }
 
     /// The Fitbit user id (`encodedId`) from the profile.

@@ -93,13 +93,7 @@ impl Provider for GarminProvider {
     }
 
     fn oauth_app(&self, redirect_url: &str) -> Option<OAuthApp> {
-        Some(OAuthApp {
-            client_id: self.settings.client_id.clone()?,
-            client_secret: self.settings.client_secret.clone()?,
-            auth_url: self.endpoints.auth_url.clone(),
-            token_url: self.endpoints.token_url.clone(),
-            redirect_url: redirect_url.to_string(),
-        })
+        OAuthApp::from_settings(&self.settings, &self.endpoints, redirect_url)
     }
 
     async fn account(&self, tokens: &TokenSet) -> Result<Account, ProviderError> {

@@ -112,14 +112,7 @@ impl Provider for WhoopProvider {
     }
 
     fn oauth_app(&self, redirect_url: &str) -> Option<OAuthApp> {
-        let s = &self.ctx.settings;
-        Some(OAuthApp {
-            client_id: s.client_id.clone()?,
-            client_secret: s.client_secret.clone()?,
-            auth_url: self.endpoints.auth_url.clone(),
-            token_url: self.endpoints.token_url.clone(),
-            redirect_url: redirect_url.to_string(),
-        })
+        OAuthApp::from_settings(&self.ctx.settings, &self.endpoints, redirect_url)
     }
 
     async fn account(&self, tokens: &TokenSet) -> Result<Account, ProviderError> {
