@@ -12,3 +12,4 @@ mod oauth;
 mod system;
 mod tenancy;
 mod users;
+mod webhooks;
