@@ -13,3 +13,4 @@ mod sync_faults;
 mod system;
 mod tenancy;
 mod users;
+mod webhooks;

@@ -61,16 +61,25 @@ pub async fn handle(
             .store
             .connections_for_account(provider_id, &account)
             .await?;
-        let active: Vec<_> = conns
+        // A revocation ends every connection to the account that is not already ended (one
+        // waiting for re-authorization or in error too); data and syncs only reach active ones.
+        let revoked = matches!(target, WebhookTarget::Deauthorized { .. });
+        let affected: Vec<_> = conns
             .into_iter()
-            .filter(|c| c.status == ConnectionStatus::Active)
+            .filter(|c| {
+                if revoked {
+                    c.status != ConnectionStatus::Disconnected
+                } else {
+                    c.status == ConnectionStatus::Active
+                }
+            })
             .collect();
-        if active.is_empty() {
+        if affected.is_empty() {
             tracing::info!(provider = provider_id, account = %account, "webhook for an account with no active connection; ignored");
             continue;
         }
         let now = Utc::now();
-        for conn in active {
+        for conn in affected {
             match &target {
                 WebhookTarget::Sync {
                     data_types, range, ..
@@ -109,6 +118,16 @@ pub async fn handle(
                     }
                 }
                 WebhookTarget::Deauthorized { .. } => {
+                    let user = env
+                        .store
+                        .user(conn.workspace_id, conn.user_id)
+                        .await?
+                        .ok_or(Error::NotFound("user"))?;
+                    // The grant is gone: forget its tokens as a disconnect through the API
+                    // does, then record why.
+                    env.store
+                        .disconnect_connection(&user, conn.id, false, now)
+                        .await?;
                     env.store
                         .set_connection_status(
                             conn.id,
