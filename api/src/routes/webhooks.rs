@@ -61,6 +61,14 @@ async fn handle(
     for (job, opts) in result.jobs {
         state.actors.enqueue_with(job, opts);
     }
+    if result.incomplete {
+        // Providers deliver at least once: a retry redoes what failed, and what succeeded is
+        // idempotent.
+        return Ok(HttpResponse::ServiceUnavailable().json(ErrorBody::new(
+            "unavailable",
+            "the notification could not be applied completely; please deliver it again",
+        )));
+    }
     Ok(match result.reply {
         WebhookReply::Handshake {
             status,

@@ -77,6 +77,14 @@ impl ProviderSettings {
         Ok(())
     }
 
+    /// The key webhook signatures are checked with: the configured webhook secret, else the
+    /// client secret (what Fitbit and WHOOP sign with).
+    pub fn signing_secret(&self) -> Option<&str> {
+        self.webhook_secret
+            .as_deref()
+            .or(self.client_secret.as_deref())
+    }
+
     /// Both OAuth client credentials are present.
     pub fn has_client(&self) -> bool {
         self.client_id.is_some() && self.client_secret.is_some()
@@ -128,6 +136,12 @@ mod tests {
         let e = Endpoints::resolve(&s, "https://a/authorize", "https://a/token", "https://api");
         assert_eq!(e.api_url, "http://127.0.0.1:9");
         assert_eq!(e.token_url, "https://a/token");
+
+        assert_eq!(s.signing_secret(), None);
+        s.client_secret = Some("client".into());
+        assert_eq!(s.signing_secret(), Some("client"));
+        s.webhook_secret = Some("hooks".into());
+        assert_eq!(s.signing_secret(), Some("hooks"), "an explicit webhook secret wins");
 
         let bad: HashMap<String, String> =
             [("VITASYNC_FITBIT_BACKFILL_DAYS".into(), "many".into())].into();

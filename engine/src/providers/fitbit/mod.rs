@@ -176,7 +176,7 @@ impl Provider for FitbitProvider {
         webhook::handle(
             req,
             self.settings.webhook_verify_token.as_deref(),
-            self.settings.client_secret.as_deref(),
+            self.settings.signing_secret(),
         )
     }
 

@@ -147,8 +147,8 @@ impl Provider for WhoopProvider {
     }
 
     fn webhook(&self, req: &WebhookRequest) -> Result<WebhookReply, WebhookError> {
-        // WHOOP signs deliveries with the application's client secret.
-        webhook::handle(self.ctx.settings.client_secret.as_deref(), req)
+        // WHOOP signs deliveries with the application's client secret (overridable).
+        webhook::handle(self.ctx.settings.signing_secret(), req)
     }
 
     fn sync(&self, req: SyncRequest) -> BatchStream<'_> {
