@@ -6,6 +6,7 @@ mod common;
 mod auth;
 mod cli;
 mod connections;
+mod crash;
 mod fitabase;
 mod health_data;
 mod oauth;
