@@ -141,7 +141,11 @@ mod tests {
         s.client_secret = Some("client".into());
         assert_eq!(s.signing_secret(), Some("client"));
         s.webhook_secret = Some("hooks".into());
-        assert_eq!(s.signing_secret(), Some("hooks"), "an explicit webhook secret wins");
+        assert_eq!(
+            s.signing_secret(),
+            Some("hooks"),
+            "an explicit webhook secret wins"
+        );
 
         let bad: HashMap<String, String> =
             [("VITASYNC_FITBIT_BACKFILL_DAYS".into(), "many".into())].into();
