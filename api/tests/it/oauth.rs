@@ -305,6 +305,16 @@ async fn abused_callbacks_are_rejected(backend: Backend) {
         "consumed by the attempt above"
     );
 
+    // A state whose user no longer exists in its workspace completes nothing.
+    let doomed = app.create_user("oauth-doomed", None).await;
+    let (_, state) = authorize(&app, "fitbit", &doomed).await;
+    assert_eq!(
+        app.delete(&format!("/v1/users/{doomed}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let res = callback(&app, "fitbit", &format!("code=x&state={state}")).await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
     // An expired state.
     let raw = "expired-state-value-with-enough-entropy-0123456789";
     let now = chrono::Utc::now();
