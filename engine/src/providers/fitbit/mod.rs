@@ -71,8 +71,10 @@ impl FitbitProvider {
                 metrics: mapping::METRICS,
                 event_types: &[EventType::Workout, EventType::Sleep],
                 // One call per date for the daily summary and for intraday heart rate against
-                // 150 calls an hour: a month of history fits in the first hour.
-                default_backfill_days: ctx.settings.backfill_days.unwrap_or(30),
+                // 150 calls an hour per user: the platform's 90 days take about two hours,
+                // the rate budget pausing and the actor resuming from the cursors in between
+                // (cheap range endpoints go first, so most types land in the first hour).
+                default_backfill_days: ctx.settings.backfill_days.unwrap_or(90),
             },
             settings: ctx.settings,
             endpoints,

@@ -65,7 +65,7 @@ impl GarminProvider {
                 auth: AuthKind::Oauth2Pkce,
                 metrics: mapping::METRICS,
                 event_types: &[EventType::Workout, EventType::Sleep],
-                default_backfill_days: 30,
+                default_backfill_days: ctx.settings.backfill_days.unwrap_or(90),
             },
             settings: ctx.settings,
             endpoints,
