@@ -2,5 +2,23 @@
 //! with typed commands and output deltas, and a plain batch implementation of the same analytics
 //! that serves as its test oracle.
 //!
-//! What lives where: nothing yet — the pipeline arrives with the analytics work. The crate exists
-//! so the dependency direction (dataflow → engine, never the reverse) is fixed from the start.
+//! What lives where:
+//! - [`model`]: sample rows in, analytics rows out, fixed-point values and the total-order
+//!   float that lets statistics travel as dataflow data.
+//! - [`stats`]: the arithmetic (daily aggregation, baseline statistics) as pure functions shared
+//!   by the pipeline and the oracle.
+//! - [`pipeline`]: the dataflow graph (daily values → latest day → windows → baselines).
+//! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
+//!   channels; logical time is the ingestion epoch.
+//! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
+//!
+//! Operators do no I/O: the handle's caller feeds sample changes and materialises the deltas.
+
+pub mod handle;
+pub mod model;
+pub mod oracle;
+pub mod pipeline;
+pub mod stats;
+
+pub use handle::Dataflow;
+pub use pipeline::{Epoch, Output};

@@ -1,0 +1,133 @@
+//! The pipeline's handle: timely workers on their own threads, driven by typed commands, with
+//! a stream of typed output deltas. Nothing here blocks an async runtime: callers send
+//! commands and read outputs from channels.
+//!
+//! Protocol: every `apply` is one epoch. Worker 0 receives the epoch's sample deltas (the
+//! dataflow exchanges them by key), then every worker advances its input past the epoch and
+//! steps until the probe shows the epoch complete everywhere; worker 0 then announces
+//! `Output::Done(epoch)`. Deltas of an epoch always precede its `Done`, so a consumer that
+//! applies deltas until `Done(e)` holds exactly the state as of epoch `e`.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use crate::model::SampleDelta;
+use crate::pipeline::{self, Epoch, Output};
+
+enum Command {
+    Apply {
+        epoch: Epoch,
+        deltas: Vec<SampleDelta>,
+    },
+    Advance(Epoch),
+    Shutdown,
+}
+
+pub struct Dataflow {
+    commands: Vec<Sender<Command>>,
+    outputs: Receiver<Output>,
+    next_epoch: Mutex<Epoch>,
+    runner: Option<JoinHandle<()>>,
+}
+
+impl Dataflow {
+    /// Starts `workers` timely workers (at least one).
+    pub fn start(workers: usize) -> Result<Self, String> {
+        let workers = workers.max(1);
+        let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
+        let mut commands = Vec::with_capacity(workers);
+        let mut receivers = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (tx, rx) = crossbeam_channel::unbounded::<Command>();
+            commands.push(tx);
+            receivers.push(Some(rx));
+        }
+        let receivers = Arc::new(Mutex::new(receivers));
+        let guards = timely::execute(timely::Config::process(workers), move |worker| {
+            let index = worker.index();
+            let rx = receivers.lock().expect("receivers")[index]
+                .take()
+                .expect("each worker takes its own command channel");
+            let sink = out_tx.clone();
+            let (mut input, probe) =
+                worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
+            input.advance_to(1);
+            input.flush();
+            loop {
+                match rx.recv_timeout(Duration::from_millis(5)) {
+                    Ok(Command::Apply { epoch, deltas }) => {
+                        for d in deltas {
+                            input.update_at(d.row, epoch, d.diff);
+                        }
+                    }
+                    Ok(Command::Advance(next)) => {
+                        input.advance_to(next);
+                        input.flush();
+                        worker.step_or_park_while(Some(Duration::from_millis(1)), || {
+                            probe.less_than(&next)
+                        });
+                        if index == 0 {
+                            // Every worker's deltas for the epoch were sent before the probe
+                            // could pass it, so the marker lands behind them.
+                            let _ = out_tx.send(Output::Done(next - 1));
+                        }
+                    }
+                    Ok(Command::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                    Err(RecvTimeoutError::Timeout) => {
+                        worker.step();
+                    }
+                }
+            }
+        })?;
+        let runner = std::thread::Builder::new()
+            .name("dataflow-join".into())
+            .spawn(move || drop(guards))
+            .map_err(|e| e.to_string())?;
+        Ok(Dataflow {
+            commands,
+            outputs: out_rx,
+            next_epoch: Mutex::new(1),
+            runner: Some(runner),
+        })
+    }
+
+    /// Applies one batch of sample changes as the next epoch and returns that epoch.
+    pub fn apply(&self, deltas: Vec<SampleDelta>) -> Epoch {
+        let mut next = self.next_epoch.lock().expect("epoch lock");
+        let epoch = *next;
+        *next += 1;
+        let _ = self.commands[0].send(Command::Apply { epoch, deltas });
+        for c in &self.commands {
+            let _ = c.send(Command::Advance(epoch + 1));
+        }
+        epoch
+    }
+
+    /// The output stream (deltas, then the epoch's `Done`).
+    pub fn outputs(&self) -> &Receiver<Output> {
+        &self.outputs
+    }
+
+    /// Stops the workers and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        for c in &self.commands {
+            let _ = c.send(Command::Shutdown);
+        }
+        if let Some(r) = self.runner.take() {
+            let _ = r.join();
+        }
+    }
+}
+
+impl Drop for Dataflow {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

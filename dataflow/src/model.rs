@@ -1,0 +1,144 @@
+//! The pipeline's data: what goes in (sample changes), what comes out (analytics rows with a
+//! diff), and the fixed-point representation that makes results exact and deterministic.
+//!
+//! Values enter as integers in millionths of the metric's canonical unit: differential
+//! dataflow consolidates updates by equality, so a retraction must cancel its insertion bit
+//! for bit, which floats summed in different orders do not guarantee. Statistics are computed
+//! from those integers by the same functions in the pipeline and in the batch oracle.
+
+use serde::{Deserialize, Serialize};
+
+/// Millionths of the canonical unit.
+pub type Fixed = i64;
+pub const SCALE: f64 = 1_000_000.0;
+
+pub fn to_fixed(v: f64) -> Fixed {
+    (v * SCALE).round() as Fixed
+}
+
+pub fn from_fixed(v: Fixed) -> f64 {
+    v as f64 / SCALE
+}
+
+/// A local date as days since 1970-01-01.
+pub type Day = i32;
+
+pub fn day_of(d: chrono::NaiveDate) -> Day {
+    (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as Day
+}
+
+pub fn date_of(day: Day) -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + chrono::Duration::days(day as i64)
+}
+
+/// A user, as the 128 bits of their UUID (compact and cheap to hash and exchange).
+pub type UserKey = u128;
+
+/// A metric, as its position in the catalogue.
+pub type MetricKey = u16;
+
+pub fn metric_key(name: &str) -> Option<MetricKey> {
+    vitasync_engine::catalogue::CATALOGUE
+        .iter()
+        .position(|m| m.name == name)
+        .map(|i| i as MetricKey)
+}
+
+pub fn metric_name(key: MetricKey) -> &'static str {
+    vitasync_engine::catalogue::CATALOGUE[key as usize].name
+}
+
+/// One stored sample as the pipeline sees it. Its identity in the store is (user, provider,
+/// metric, recorded_at); the pipeline carries the whole row so an update is "retract the old
+/// row, insert the new one".
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct SampleRow {
+    pub user: UserKey,
+    pub metric: MetricKey,
+    pub day: Day,
+    pub provider: String,
+    /// Microseconds since the Unix epoch; orders samples for the `Last` rule.
+    pub recorded_at: i64,
+    pub value: Fixed,
+}
+
+/// A change to the stored samples: +1 inserts a row, −1 retracts one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SampleDelta {
+    pub row: SampleRow,
+    pub diff: isize,
+}
+
+/// An `f64` with a total order, so computed statistics can travel as dataflow data.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct F64(pub f64);
+
+impl PartialEq for F64 {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_bits() == other.0.to_bits()
+    }
+}
+impl Eq for F64 {}
+impl PartialOrd for F64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for F64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The daily value of one (user, metric, local date).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Daily {
+    pub value: Fixed,
+    /// Samples of the chosen provider that went into the value.
+    pub count: u32,
+    /// The provider whose samples were used.
+    pub provider: String,
+}
+
+/// Statistics of one (user, metric) over a window of local dates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Baseline {
+    /// The last date of the window: the user's latest date with data for the metric.
+    pub as_of: Day,
+    pub n: u32,
+    pub mean: F64,
+    /// Sample standard deviation (n − 1); None below two values.
+    pub sd: Option<F64>,
+    pub median: F64,
+    pub p25: F64,
+    pub p75: F64,
+    pub min: F64,
+    pub max: F64,
+    /// Least-squares slope in units per day; None below two distinct dates.
+    pub slope_per_day: Option<F64>,
+    /// Mean of the window's last 7 dates against the whole window's mean, in percent; None
+    /// when the window mean is zero.
+    pub change_7d_pct: Option<F64>,
+}
+
+/// Baseline windows, in days.
+pub const WINDOWS: [u32; 2] = [28, 90];
+
+/// A change to one output row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputDelta {
+    Daily {
+        user: UserKey,
+        metric: MetricKey,
+        day: Day,
+        daily: Daily,
+        diff: isize,
+    },
+    Baseline {
+        user: UserKey,
+        metric: MetricKey,
+        window: u32,
+        baseline: Baseline,
+        diff: isize,
+    },
+}

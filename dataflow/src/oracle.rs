@@ -1,0 +1,51 @@
+//! The batch oracle: the same analytics computed from scratch over a set of sample rows, with
+//! the same arithmetic (`stats`). The pipeline is correct when, after every epoch, the rows it
+//! has produced (deltas accumulated) equal what this computes from the store's current
+//! contents.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Baseline, Daily, Day, Fixed, MetricKey, SampleRow, UserKey, WINDOWS};
+use crate::stats;
+
+/// Every output row of the pipeline, keyed as the pipeline keys them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Analytics {
+    pub daily: BTreeMap<(UserKey, MetricKey, Day), Daily>,
+    pub baselines: BTreeMap<(UserKey, MetricKey, u32), Baseline>,
+}
+
+/// Computes every analytic from the current sample rows.
+pub fn compute(rows: &[SampleRow]) -> Analytics {
+    let mut groups: BTreeMap<(UserKey, MetricKey, Day), Vec<(stats::DayEntry<'_>, isize)>> =
+        BTreeMap::new();
+    for r in rows {
+        groups
+            .entry((r.user, r.metric, r.day))
+            .or_default()
+            .push(((r.provider.as_str(), r.recorded_at, r.value), 1));
+    }
+    let mut out = Analytics::default();
+    for (key, entries) in &groups {
+        if let Some(d) = stats::daily_value(key.1, entries) {
+            out.daily.insert(*key, d);
+        }
+    }
+    let mut series: BTreeMap<(UserKey, MetricKey), Vec<(Day, Fixed)>> = BTreeMap::new();
+    for ((u, m, d), daily) in &out.daily {
+        series.entry((*u, *m)).or_default().push((*d, daily.value));
+    }
+    for ((u, m), days) in series {
+        let last = days.last().expect("a series has a day").0;
+        for w in WINDOWS {
+            let window: Vec<(Day, Fixed)> = days
+                .iter()
+                .filter(|(d, _)| *d > last - w as Day)
+                .copied()
+                .collect();
+            out.baselines
+                .insert((u, m, w), stats::baseline(last, &window));
+        }
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! The differential dataflow graph: sample rows in, analytics deltas out.
+//!
+//! Logical time is the ingestion epoch (a `u64` the handle assigns per write), not the event
+//! date: backfills, corrections and deletions arrive out of date order, and each epoch's output
+//! is exactly what that write changed. Windows are computed from the local date carried in the
+//! data.
+//!
+//! Shape:
+//! - samples keyed by (user, metric, day) → `reduce` → the daily value (one provider, the
+//!   catalogue's rule);
+//! - daily values keyed by (user, metric) → `reduce` → the latest day with data;
+//! - each latest day fans out to the dates of its 28- and 90-day windows, which are joined with
+//!   the daily values by (user, metric, day) — when the latest day moves by one, only the dates
+//!   entering and leaving a window change, so the cost follows the change, not the history;
+//! - window members keyed by (user, metric, window) → `reduce` → the baseline statistics.
+
+use crossbeam_channel::Sender;
+use differential_dataflow::input::{Input, InputSession};
+use timely::dataflow::{ProbeHandle, Scope};
+
+use crate::model::{Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey, WINDOWS};
+use crate::stats;
+
+pub type Epoch = u64;
+
+/// What the pipeline emits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    Delta(Epoch, OutputDelta),
+    /// Every delta of this epoch (and all earlier ones) has been emitted.
+    Done(Epoch),
+}
+
+/// Where the pipeline's outputs go; completion markers travel on the same channel, behind the
+/// deltas they complete.
+pub type OutputSink = Sender<Output>;
+
+/// Builds the pipeline in `scope`; returns the sample input and a probe on every output.
+pub fn build(
+    scope: Scope<'_, Epoch>,
+    sink: OutputSink,
+) -> (InputSession<Epoch, SampleRow, isize>, ProbeHandle<Epoch>) {
+    let (input, samples) = scope.new_collection::<SampleRow, isize>();
+    let probe = ProbeHandle::new();
+
+    let daily = samples
+        .map(|r: SampleRow| {
+            (
+                (r.user, r.metric, r.day),
+                (r.provider, r.recorded_at, r.value),
+            )
+        })
+        .reduce(|key: &(UserKey, MetricKey, Day), input, output| {
+            let entries: Vec<_> = input
+                .iter()
+                .map(|((p, at, v), n)| ((p.as_str(), *at, *v), *n))
+                .collect();
+            if let Some(d) = stats::daily_value(key.1, &entries) {
+                output.push((d, 1isize));
+            }
+        });
+
+    let daily_out = sink.clone();
+    let daily = daily.inspect(move |((key, d), t, diff)| {
+        let _ = daily_out.send(Output::Delta(
+            *t,
+            OutputDelta::Daily {
+                user: key.0,
+                metric: key.1,
+                day: key.2,
+                daily: d.clone(),
+                diff: *diff,
+            },
+        ));
+    });
+
+    let latest = daily.clone().map(|((u, m, d), _)| ((u, m), d)).reduce(
+        |_key: &(UserKey, MetricKey), input: &[(&Day, isize)], output| {
+            // Input is sorted by value: the last entry is the latest day.
+            if let Some((d, _)) = input.last() {
+                output.push((**d, 1isize));
+            }
+        },
+    );
+
+    // Every (user, metric, day, window) a baseline window covers, tagged with its end.
+    let members = latest.flat_map(|((u, m), last): ((UserKey, MetricKey), Day)| {
+        WINDOWS
+            .into_iter()
+            .flat_map(move |w| (0..w as Day).map(move |back| ((u, m, last - back), (w, last))))
+    });
+    let values = daily
+        .probe_with(&probe)
+        .map(|((u, m, d), daily)| ((u, m, d), daily.value));
+    let windowed = members.join_map(values, |(u, m, d), (w, last), v: &Fixed| {
+        ((*u, *m, *w), (*last, *d, *v))
+    });
+
+    let baseline_out = sink;
+    windowed
+        .reduce(|_key: &(UserKey, MetricKey, u32), input, output| {
+            // Sorted by (window end, day): every entry shares the end (one latest per key).
+            let as_of = input
+                .first()
+                .map(|((last, _, _), _)| *last)
+                .unwrap_or_default();
+            let values: Vec<(Day, Fixed)> = input
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|((_, d, v), _)| (*d, *v))
+                .collect();
+            if !values.is_empty() {
+                output.push((stats::baseline(as_of, &values), 1isize));
+            }
+        })
+        .inspect(move |(((u, m, w), b), t, diff)| {
+            let _ = baseline_out.send(Output::Delta(
+                *t,
+                OutputDelta::Baseline {
+                    user: *u,
+                    metric: *m,
+                    window: *w,
+                    baseline: b.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
+    (input, probe)
+}

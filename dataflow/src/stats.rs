@@ -1,0 +1,211 @@
+//! The analytics' arithmetic as pure functions over fixed-point inputs, shared by the pipeline
+//! and the batch oracle so that both produce identical bits. Definitions follow
+//! `docs/analytics.md`: sample standard deviation (n − 1), quantiles by linear interpolation
+//! between closest ranks (numpy's and R's default), least-squares slope per day.
+
+use vitasync_engine::catalogue::{self, Aggregation};
+
+use crate::model::{Baseline, Daily, Day, F64, Fixed, MetricKey, SCALE, from_fixed};
+
+/// One sample of a (user, metric, date) group: provider, recorded_at (µs), value.
+pub type DayEntry<'a> = (&'a str, i64, Fixed);
+
+/// The day's value: the samples of the highest-priority provider (never a sum across
+/// devices), aggregated by the metric's catalogue rule. `entries` may come in any order.
+pub fn daily_value(metric: MetricKey, entries: &[(DayEntry<'_>, isize)]) -> Option<Daily> {
+    let winner = entries
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|((p, _, _), _)| *p)
+        .min_by(|a, b| (catalogue::provider_rank(a), *a).cmp(&(catalogue::provider_rank(b), *b)))?;
+    let mut count: u32 = 0;
+    let mut sum: i128 = 0;
+    let mut min = Fixed::MAX;
+    let mut max = Fixed::MIN;
+    let mut last: Option<(i64, Fixed)> = None;
+    for ((p, at, v), n) in entries {
+        if *p != winner || *n <= 0 {
+            continue;
+        }
+        for _ in 0..*n {
+            count += 1;
+            sum += i128::from(*v);
+        }
+        min = min.min(*v);
+        max = max.max(*v);
+        if last.is_none_or(|(t, lv)| (*at, *v) > (t, lv)) {
+            last = Some((*at, *v));
+        }
+    }
+    let rule = catalogue::CATALOGUE[metric as usize].aggregation;
+    let value = match rule {
+        Aggregation::Sum => sum.clamp(i128::from(Fixed::MIN), i128::from(Fixed::MAX)) as Fixed,
+        Aggregation::Mean => div_round(sum, i128::from(count)),
+        Aggregation::Min => min,
+        Aggregation::Max => max,
+        Aggregation::Last => last.map(|(_, v)| v).unwrap_or_default(),
+    };
+    Some(Daily {
+        value,
+        count,
+        provider: winner.to_string(),
+    })
+}
+
+/// Integer division rounding half away from zero.
+fn div_round(num: i128, den: i128) -> Fixed {
+    if den == 0 {
+        return 0;
+    }
+    let q = num / den;
+    let r = num % den;
+    let q = if 2 * r.abs() >= den.abs() {
+        q + num.signum() * den.signum()
+    } else {
+        q
+    };
+    q as Fixed
+}
+
+/// Statistics of a window. `values` are (day, value) sorted by day, one per day, all within
+/// the window ending at `as_of`; at least one.
+pub fn baseline(as_of: Day, values: &[(Day, Fixed)]) -> Baseline {
+    let n = values.len();
+    let sum: i128 = values.iter().map(|(_, v)| i128::from(*v)).sum();
+    let mean = sum as f64 / n as f64 / SCALE;
+    let xs: Vec<f64> = values.iter().map(|(_, v)| from_fixed(*v)).collect();
+    let sd = (n >= 2).then(|| {
+        let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+        F64((ss / (n as f64 - 1.0)).sqrt())
+    });
+    let mut sorted = xs.clone();
+    sorted.sort_by(f64::total_cmp);
+
+    let days: Vec<f64> = values.iter().map(|(d, _)| f64::from(*d - as_of)).collect();
+    let mean_day = days.iter().sum::<f64>() / n as f64;
+    let sxx: f64 = days.iter().map(|d| (d - mean_day) * (d - mean_day)).sum();
+    let sxy: f64 = days
+        .iter()
+        .zip(&xs)
+        .map(|(d, x)| (d - mean_day) * (x - mean))
+        .sum();
+    let slope_per_day = (sxx > 0.0).then(|| F64(sxy / sxx));
+
+    let recent: Vec<f64> = values
+        .iter()
+        .filter(|(d, _)| *d > as_of - 7)
+        .map(|(_, v)| from_fixed(*v))
+        .collect();
+    let change_7d_pct = (!recent.is_empty() && mean != 0.0).then(|| {
+        let m7 = recent.iter().sum::<f64>() / recent.len() as f64;
+        F64((m7 - mean) / mean.abs() * 100.0)
+    });
+
+    Baseline {
+        as_of,
+        n: n as u32,
+        mean: F64(mean),
+        sd,
+        median: F64(quantile(&sorted, 0.5)),
+        p25: F64(quantile(&sorted, 0.25)),
+        p75: F64(quantile(&sorted, 0.75)),
+        min: F64(sorted[0]),
+        max: F64(sorted[n - 1]),
+        slope_per_day,
+        change_7d_pct,
+    }
+}
+
+/// The `q` quantile of sorted, non-empty `xs` by linear interpolation between closest ranks
+/// (numpy `percentile(..., method="linear")`, R type 7).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let h = (xs.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(xs.len() - 1);
+    xs[lo] + (h - lo as f64) * (xs[hi] - xs[lo])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{metric_key, to_fixed};
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-9, "{a} != {b}");
+    }
+
+    #[test]
+    fn quantiles_match_numpy_linear() {
+        // numpy.percentile([1, 2, 3, 4], [25, 50, 75]) = [1.75, 2.5, 3.25]
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        close(quantile(&xs, 0.25), 1.75);
+        close(quantile(&xs, 0.5), 2.5);
+        close(quantile(&xs, 0.75), 3.25);
+        close(quantile(&[7.0], 0.25), 7.0);
+    }
+
+    #[test]
+    fn baseline_statistics() {
+        // values 10, 12, 11, 15 on days 0..4 (as_of = 3):
+        // mean 12, sd (n-1) = sqrt(14/3), slope = 7/5 = 1.4 (numpy.polyfit), last-7 mean = all.
+        let v: Vec<(Day, Fixed)> = [10.0, 12.0, 11.0, 15.0]
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (i as Day, to_fixed(*x)))
+            .collect();
+        let b = baseline(3, &v);
+        assert_eq!(b.n, 4);
+        close(b.mean.0, 12.0);
+        close(b.sd.unwrap().0, (14.0f64 / 3.0).sqrt());
+        close(b.median.0, 11.5);
+        close(b.p25.0, 10.75);
+        close(b.p75.0, 12.75);
+        close(b.slope_per_day.unwrap().0, 1.4);
+        close(b.change_7d_pct.unwrap().0, 0.0);
+        let one = baseline(3, &v[3..]);
+        assert_eq!((one.sd, one.slope_per_day), (None, None));
+    }
+
+    #[test]
+    fn daily_value_picks_one_provider_and_applies_the_rule() {
+        let steps = metric_key("steps").unwrap();
+        let entries = [
+            (("api", 1, to_fixed(100.0)), 1),
+            (("fitbit", 1, to_fixed(4000.0)), 1),
+            (("fitbit", 2, to_fixed(1000.0)), 1),
+        ];
+        let d = daily_value(steps, &entries).unwrap();
+        assert_eq!(
+            (d.value, d.count, d.provider.as_str()),
+            (to_fixed(5000.0), 2, "fitbit")
+        );
+        let hr = metric_key("heart_rate").unwrap();
+        let d = daily_value(
+            hr,
+            &[
+                (("demo", 1, to_fixed(60.0)), 1),
+                (("demo", 2, to_fixed(61.0)), 1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(d.value, to_fixed(60.5));
+        let w = metric_key("weight").unwrap();
+        let d = daily_value(
+            w,
+            &[
+                (("demo", 9, to_fixed(70.0)), 1),
+                (("demo", 2, to_fixed(71.0)), 1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(d.value, to_fixed(70.0), "the latest recorded sample wins");
+        assert!(daily_value(w, &[]).is_none());
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(div_round(5, 2), 3);
+        assert_eq!(div_round(-5, 2), -3);
+        assert_eq!(div_round(4, 3), 1);
+    }
+}
