@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the write-path benchmark (release build) against SQLite and a throwaway PostgreSQL.
+# Runs the benchmarks (release build) against SQLite and a throwaway PostgreSQL: the store write
+# path (`write_path`) and end-to-end sync throughput through the actors (`sync`). Arguments go to
+# `cargo bench`; `scripts/bench.sh --bench sync` runs one of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -9,4 +11,7 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     trap pg_stop EXIT
     pg_start
 fi
-cargo bench --bench write_path "$@"
+if [ "$#" -eq 0 ]; then
+    set -- --bench write_path --bench sync
+fi
+cargo bench "$@"
