@@ -124,6 +124,73 @@ pub struct Baseline {
 /// Baseline windows, in days.
 pub const WINDOWS: [u32; 2] = [28, 90];
 
+/// Anomalies compare a date with the dates before it, the date itself excluded.
+pub const ANOMALY_WINDOW: Day = 28;
+/// Fewer values than this in the window: no statistical verdict.
+pub const ANOMALY_MIN_VALUES: usize = 7;
+
+/// How an anomaly was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Method {
+    Zscore,
+    Iqr,
+    Clinical,
+    RhrElevation,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Zscore => "zscore",
+            Method::Iqr => "iqr",
+            Method::Clinical => "clinical",
+            Method::RhrElevation => "rhr_elevation",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// Statistics of the window before a date, as anomaly detection needs them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WindowStats {
+    pub n: u32,
+    pub mean: F64,
+    pub sd: Option<F64>,
+    pub median: F64,
+    pub p25: F64,
+    pub p75: F64,
+}
+
+/// One finding on one (user, metric, date) by one method.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub method: Method,
+    pub severity: Severity,
+    /// The day's value.
+    pub value: Fixed,
+    /// What the method expected: the window mean (zscore), median (iqr, rhr_elevation) or the
+    /// clinical threshold.
+    pub expected: F64,
+    /// (value − mean) / sd of the window, where defined.
+    pub z: Option<F64>,
+}
+
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
@@ -139,6 +206,13 @@ pub enum OutputDelta {
         metric: MetricKey,
         window: u32,
         baseline: Baseline,
+        diff: isize,
+    },
+    Anomaly {
+        user: UserKey,
+        metric: MetricKey,
+        day: Day,
+        anomaly: Anomaly,
         diff: isize,
     },
 }

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{Baseline, Daily, Day, Fixed, MetricKey, SampleRow, UserKey, WINDOWS};
+use crate::model::{
+    ANOMALY_WINDOW, Anomaly, Baseline, Daily, Day, Fixed, MetricKey, SampleRow, UserKey, WINDOWS,
+    metric_key,
+};
 use crate::stats;
 
 /// Every output row of the pipeline, keyed as the pipeline keys them.
@@ -13,6 +16,8 @@ use crate::stats;
 pub struct Analytics {
     pub daily: BTreeMap<(UserKey, MetricKey, Day), Daily>,
     pub baselines: BTreeMap<(UserKey, MetricKey, u32), Baseline>,
+    /// Every finding per (user, metric, date), sorted.
+    pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
 }
 
 /// Computes every analytic from the current sample rows.
@@ -34,6 +39,38 @@ pub fn compute(rows: &[SampleRow]) -> Analytics {
     let mut series: BTreeMap<(UserKey, MetricKey), Vec<(Day, Fixed)>> = BTreeMap::new();
     for ((u, m, d), daily) in &out.daily {
         series.entry((*u, *m)).or_default().push((*d, daily.value));
+    }
+    let rhr = metric_key("resting_heart_rate").expect("catalogue");
+    for ((u, m), days) in &series {
+        let by_day: BTreeMap<Day, Fixed> = days.iter().copied().collect();
+        let window_of = |d: Day| {
+            let vals: Vec<Fixed> = by_day
+                .range(d - ANOMALY_WINDOW..d)
+                .map(|(_, v)| *v)
+                .collect();
+            stats::window_stats(&vals)
+        };
+        let elevated = |d: Day| {
+            *m == rhr
+                && by_day
+                    .get(&d)
+                    .zip(window_of(d))
+                    .is_some_and(|(v, w)| stats::rhr_elevated(*v, &w))
+        };
+        for (d, v) in days {
+            let window = window_of(*d);
+            let mut found: Vec<Anomaly> = stats::detect_clinical(*m, *v).into_iter().collect();
+            if let Some(w) = &window {
+                found.extend(stats::detect_window(*v, w));
+                if elevated(*d) && elevated(*d - 1) {
+                    found.push(stats::rhr_anomaly(*v, w));
+                }
+            }
+            if !found.is_empty() {
+                found.sort();
+                out.anomalies.insert((*u, *m, *d), found);
+            }
+        }
     }
     for ((u, m), days) in series {
         let last = days.last().expect("a series has a day").0;

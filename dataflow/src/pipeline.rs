@@ -18,7 +18,9 @@ use crossbeam_channel::Sender;
 use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::{ProbeHandle, Scope};
 
-use crate::model::{Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey, WINDOWS};
+use crate::model::{
+    ANOMALY_WINDOW, Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey, WINDOWS, metric_key,
+};
 use crate::stats;
 
 pub type Epoch = u64;
@@ -92,6 +94,64 @@ pub fn build(
     let values = daily
         .probe_with(&probe)
         .map(|((u, m, d), daily)| ((u, m, d), daily.value));
+
+    // Anomalies. Each daily value belongs to the windows of the 28 dates after it; only dates
+    // that have a value are checked, so the windows of empty future dates are never built.
+    let targets = values.clone().map(|(k, _)| k);
+    let windows = values
+        .clone()
+        .flat_map(|((u, m, d), v): ((UserKey, MetricKey, Day), Fixed)| {
+            (1..=ANOMALY_WINDOW).map(move |k| ((u, m, d + k), (d, v)))
+        })
+        .semijoin(targets)
+        .reduce(
+            |_key: &(UserKey, MetricKey, Day), input: &[(&(Day, Fixed), isize)], output| {
+                // Sorted by date, so the window's values arrive in date order.
+                let vals: Vec<Fixed> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|((_, v), _)| *v)
+                    .collect();
+                if let Some(ws) = stats::window_stats(&vals) {
+                    output.push((ws, 1isize));
+                }
+            },
+        );
+    let checked = values
+        .clone()
+        .join_map(windows, |k, v, ws| (*k, (*v, ws.clone())));
+    let windowed = checked.clone().flat_map(|(k, (v, ws))| {
+        stats::detect_window(v, &ws)
+            .into_iter()
+            .map(move |a| (k, a))
+    });
+    let clinical = values
+        .clone()
+        .flat_map(|((u, m, d), v)| stats::detect_clinical(m, v).map(|a| ((u, m, d), a)));
+    let rhr = metric_key("resting_heart_rate").expect("the catalogue has resting_heart_rate");
+    let elevated =
+        checked.filter(move |((_, m, _), (v, ws))| *m == rhr && stats::rhr_elevated(*v, ws));
+    let elevated_next = elevated.clone().map(|((u, m, d), _)| (u, m, d + 1));
+    let sustained = elevated
+        .semijoin(elevated_next)
+        .map(|(k, (v, ws))| (k, stats::rhr_anomaly(v, &ws)));
+    let anomaly_out = sink.clone();
+    windowed
+        .concat(clinical)
+        .concat(sustained)
+        .inspect(move |(((u, m, d), a), t, diff)| {
+            let _ = anomaly_out.send(Output::Delta(
+                *t,
+                OutputDelta::Anomaly {
+                    user: *u,
+                    metric: *m,
+                    day: *d,
+                    anomaly: a.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
     let windowed = members.join_map(values, |(u, m, d), (w, last), v: &Fixed| {
         ((*u, *m, *w), (*last, *d, *v))
     });

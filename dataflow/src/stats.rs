@@ -5,7 +5,10 @@
 
 use vitasync_engine::catalogue::{self, Aggregation};
 
-use crate::model::{Baseline, Daily, Day, F64, Fixed, MetricKey, SCALE, from_fixed};
+use crate::model::{
+    ANOMALY_MIN_VALUES, Anomaly, Baseline, Daily, Day, F64, Fixed, Method, MetricKey, SCALE,
+    Severity, WindowStats, from_fixed, metric_name,
+};
 
 /// One sample of a (user, metric, date) group: provider, recorded_at (µs), value.
 pub type DayEntry<'a> = (&'a str, i64, Fixed);
@@ -113,6 +116,122 @@ pub fn baseline(as_of: Day, values: &[(Day, Fixed)]) -> Baseline {
         max: F64(sorted[n - 1]),
         slope_per_day,
         change_7d_pct,
+    }
+}
+
+/// Statistics of the window before a date; None below the minimum number of values.
+/// `values` are the window's daily values in date order.
+pub fn window_stats(values: &[Fixed]) -> Option<WindowStats> {
+    if values.len() < ANOMALY_MIN_VALUES {
+        return None;
+    }
+    let n = values.len();
+    let sum: i128 = values.iter().map(|v| i128::from(*v)).sum();
+    let mean = sum as f64 / n as f64 / SCALE;
+    let xs: Vec<f64> = values.iter().map(|v| from_fixed(*v)).collect();
+    let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+    let sd = ss / (n as f64 - 1.0);
+    let mut sorted = xs;
+    sorted.sort_by(f64::total_cmp);
+    Some(WindowStats {
+        n: n as u32,
+        mean: F64(mean),
+        sd: Some(F64(sd.sqrt())),
+        median: F64(quantile(&sorted, 0.5)),
+        p25: F64(quantile(&sorted, 0.25)),
+        p75: F64(quantile(&sorted, 0.75)),
+    })
+}
+
+/// Clinical thresholds (checked on the day's value, no window needed): metric, threshold,
+/// and whether values above (true) or below (false) it are alarming.
+pub const CLINICAL: &[(&str, f64, bool)] = &[
+    ("spo2", 92.0, false),
+    ("resting_heart_rate", 120.0, true),
+    ("body_temperature", 39.5, true),
+];
+
+/// How far above its window's median a resting heart rate must be to count as elevated (bpm).
+pub const RHR_ELEVATION_BPM: f64 = 4.0;
+
+/// The clinical finding for one day's value, if its metric has a threshold and it is crossed.
+pub fn detect_clinical(metric: MetricKey, value: Fixed) -> Option<Anomaly> {
+    let v = from_fixed(value);
+    let name = metric_name(metric);
+    CLINICAL
+        .iter()
+        .find(|(m, threshold, above)| {
+            *m == name && ((*above && v > *threshold) || (!*above && v < *threshold))
+        })
+        .map(|(_, threshold, _)| Anomaly {
+            method: Method::Clinical,
+            severity: Severity::Critical,
+            value,
+            expected: F64(*threshold),
+            z: None,
+        })
+}
+
+/// The z-score and IQR findings for one day's value against the window before it
+/// (rhr_elevation needs two days and is decided by [`rhr_elevated`]).
+pub fn detect_window(value: Fixed, w: &WindowStats) -> Vec<Anomaly> {
+    let v = from_fixed(value);
+    let mut out = Vec::new();
+    let z =
+        w.sd.filter(|sd| sd.0 > 0.0)
+            .map(|sd| F64((v - w.mean.0) / sd.0));
+    if let Some(z) = z
+        && z.0.abs() >= 2.5
+    {
+        out.push(Anomaly {
+            method: Method::Zscore,
+            severity: if z.0.abs() >= 3.5 {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            value,
+            expected: w.mean,
+            z: Some(z),
+        });
+    }
+    let iqr = w.p75.0 - w.p25.0;
+    let (low, high) = (w.p25.0 - 1.5 * iqr, w.p75.0 + 1.5 * iqr);
+    if v < low || v > high {
+        let extreme = v < w.p25.0 - 3.0 * iqr || v > w.p75.0 + 3.0 * iqr;
+        out.push(Anomaly {
+            method: Method::Iqr,
+            severity: if extreme {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            value,
+            expected: w.median,
+            z,
+        });
+    }
+    out
+}
+
+/// Whether a day's resting heart rate is elevated against its window (Alavi et al. 2022: at
+/// least 4 bpm above the median of the preceding 28 days).
+pub fn rhr_elevated(value: Fixed, window: &WindowStats) -> bool {
+    from_fixed(value) - window.median.0 >= RHR_ELEVATION_BPM
+}
+
+/// The rhr_elevation finding for a day whose value and the previous day's are both elevated.
+pub fn rhr_anomaly(value: Fixed, window: &WindowStats) -> Anomaly {
+    let v = from_fixed(value);
+    Anomaly {
+        method: Method::RhrElevation,
+        severity: Severity::Warning,
+        value,
+        expected: window.median,
+        z: window
+            .sd
+            .filter(|sd| sd.0 > 0.0)
+            .map(|sd| F64((v - window.mean.0) / sd.0)),
     }
 }
 

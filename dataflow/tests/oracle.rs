@@ -8,12 +8,31 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vitasync_dataflow::model::{
-    Baseline, Daily, Day, MetricKey, OutputDelta, SampleDelta, SampleRow, UserKey, metric_key,
-    to_fixed,
+    Anomaly, Baseline, Daily, Day, MetricKey, OutputDelta, SampleDelta, SampleRow, UserKey,
+    metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
 
-const METRICS: [&str; 3] = ["steps", "heart_rate", "weight"];
+const METRICS: [&str; 5] = [
+    "steps",
+    "heart_rate",
+    "weight",
+    "resting_heart_rate",
+    "spo2",
+];
+
+/// Maps a generated integer to a plausible value of the metric (ranges cross the clinical
+/// thresholds of resting heart rate and SpO2).
+fn value_of(metric: usize, v: u16) -> f64 {
+    let v = f64::from(v);
+    match metric {
+        0 => v * 10.0,
+        1 => 50.0 + v / 4.0,
+        2 => 60.0 + v / 40.0,
+        3 => 50.0 + v / 5.0,
+        _ => 85.0 + v / 25.0,
+    }
+}
 const PROVIDERS: [&str; 2] = ["api", "fitbit"];
 
 #[derive(Debug, Clone)]
@@ -27,6 +46,14 @@ enum Op {
         day_shift: u8,
         value: u16,
     },
+    /// Writes consecutive days of one metric (dense enough for anomaly windows).
+    Series {
+        user: u8,
+        metric: u8,
+        provider: u8,
+        start: u8,
+        values: Vec<u16>,
+    },
     /// Deletes the n-th stored sample (modulo the count).
     Delete(u16),
 }
@@ -36,6 +63,11 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..2u8, 0..3u8, 0..2u8, 0..120u8, 0..2u8, 0..400u16).prop_map(
             |(user, metric, provider, slot, day_shift, value)| Op::Upsert {
                 user, metric, provider, slot, day_shift, value
+            }
+        ),
+        1 => (0..2u8, 0..5u8, 0..2u8, 0..100u8, prop::collection::vec(0..400u16, 5..20)).prop_map(
+            |(user, metric, provider, start, values)| Op::Series {
+                user, metric, provider, start, values
             }
         ),
         1 => any::<u16>().prop_map(Op::Delete),
@@ -49,6 +81,7 @@ type Identity = (UserKey, MetricKey, String, i64);
 struct Materialised {
     daily: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Daily, isize>>,
     baselines: BTreeMap<(UserKey, MetricKey, u32), BTreeMap<Baseline, isize>>,
+    anomalies: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Anomaly, isize>>,
 }
 
 impl Materialised {
@@ -82,7 +115,42 @@ impl Materialised {
                     .entry(baseline)
                     .or_default() += diff
             }
+            OutputDelta::Anomaly {
+                user,
+                metric,
+                day,
+                anomaly,
+                diff,
+            } => {
+                *self
+                    .anomalies
+                    .entry((user, metric, day))
+                    .or_default()
+                    .entry(anomaly)
+                    .or_default() += diff
+            }
         }
+    }
+
+    /// Keys with several live rows (anomalies: one per method), each with diff exactly 1.
+    fn sets<K: Ord + Clone + std::fmt::Debug, V: Ord + Clone + std::fmt::Debug>(
+        m: &BTreeMap<K, BTreeMap<V, isize>>,
+    ) -> BTreeMap<K, Vec<V>> {
+        let mut out = BTreeMap::new();
+        for (k, vs) in m {
+            let mut live = Vec::new();
+            for (v, n) in vs {
+                match n {
+                    0 => {}
+                    1 => live.push(v.clone()),
+                    other => panic!("key {k:?} row {v:?} accumulated {other}"),
+                }
+            }
+            if !live.is_empty() {
+                out.insert(k.clone(), live);
+            }
+        }
+        out
     }
 
     fn rows<K: Ord + Clone + std::fmt::Debug, V: Clone + std::fmt::Debug>(
@@ -103,10 +171,28 @@ impl Materialised {
     }
 }
 
-fn run(batches: Vec<Vec<Op>>, workers: usize) {
+/// Stores `row` (insert or correction) and records the deltas that makes.
+fn write(
+    stored: &mut BTreeMap<Identity, SampleRow>,
+    row: SampleRow,
+    deltas: &mut Vec<SampleDelta>,
+) {
+    let id = (row.user, row.metric, row.provider.clone(), row.recorded_at);
+    match stored.insert(id, row.clone()) {
+        Some(old) if old == row => {}
+        Some(old) => {
+            deltas.push(SampleDelta { row: old, diff: -1 });
+            deltas.push(SampleDelta { row, diff: 1 });
+        }
+        None => deltas.push(SampleDelta { row, diff: 1 }),
+    }
+}
+
+fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
     let flow = Dataflow::start(workers).expect("dataflow starts");
     let mut stored: BTreeMap<Identity, SampleRow> = BTreeMap::new();
     let mut state = Materialised::default();
+    let mut anomalies_seen = 0;
     for batch in batches {
         let mut deltas = Vec::new();
         for op in batch {
@@ -125,16 +211,28 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) {
                         day: 19_000 + Day::from(slot) + Day::from(day_shift),
                         provider: PROVIDERS[provider as usize].to_string(),
                         recorded_at: i64::from(slot) * 3_600_000_000,
-                        value: to_fixed(f64::from(value) / 4.0),
+                        value: to_fixed(value_of(metric as usize, value)),
                     };
-                    let id = (row.user, row.metric, row.provider.clone(), row.recorded_at);
-                    match stored.insert(id, row.clone()) {
-                        Some(old) if old == row => {}
-                        Some(old) => {
-                            deltas.push(SampleDelta { row: old, diff: -1 });
-                            deltas.push(SampleDelta { row, diff: 1 });
-                        }
-                        None => deltas.push(SampleDelta { row, diff: 1 }),
+                    write(&mut stored, row, &mut deltas);
+                }
+                Op::Series {
+                    user,
+                    metric,
+                    provider,
+                    start,
+                    values,
+                } => {
+                    for (i, value) in values.into_iter().enumerate() {
+                        let slot = i64::from(start) + i as i64;
+                        let row = SampleRow {
+                            user: u128::from(user) + 1,
+                            metric: metric_key(METRICS[metric as usize]).unwrap(),
+                            day: 19_000 + slot as Day,
+                            provider: PROVIDERS[provider as usize].to_string(),
+                            recorded_at: slot * 3_600_000_000,
+                            value: to_fixed(value_of(metric as usize, value)),
+                        };
+                        write(&mut stored, row, &mut deltas);
                     }
                 }
                 Op::Delete(n) => {
@@ -178,8 +276,15 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) {
             expected.baselines,
             "baselines after epoch {epoch}"
         );
+        assert_eq!(
+            Materialised::sets(&state.anomalies),
+            expected.anomalies,
+            "anomalies after epoch {epoch}"
+        );
+        anomalies_seen += expected.anomalies.len();
     }
     flow.shutdown();
+    anomalies_seen
 }
 
 proptest! {
@@ -211,4 +316,38 @@ fn a_long_history_then_deletions() {
     ];
     batches.extend((0..10).map(|i| vec![Op::Delete(1000 - i)]));
     run(batches, 2);
+}
+
+#[test]
+fn an_illness_episode_is_found_and_retracted() {
+    // 20 calm days of resting heart rate (user 0 = key 1), then two days 10 bpm higher, a
+    // clinical SpO2 reading, and finally the second high day is corrected back to normal.
+    let rhr = 3u8;
+    let spo2 = 4u8;
+    let calm: Vec<u16> = (0..20).map(|i| 50 + (i % 3)).collect(); // 60.0–60.4 bpm
+    let series = |start: u8, values: Vec<u16>| Op::Series {
+        user: 0,
+        metric: rhr,
+        provider: 1,
+        start,
+        values,
+    };
+    let batches = vec![
+        vec![series(0, calm)],
+        vec![series(20, vec![100, 100])], // 70 bpm on days 20 and 21
+        vec![Op::Upsert {
+            user: 0,
+            metric: spo2,
+            provider: 1,
+            slot: 21,
+            day_shift: 0,
+            value: 100, // 89 %
+        }],
+        vec![series(21, vec![51])],
+    ];
+    let seen = run(batches, 2);
+    assert!(
+        seen >= 3,
+        "z-score/IQR on day 20 and 21, rhr_elevation on 21, clinical SpO2: {seen}"
+    );
 }
