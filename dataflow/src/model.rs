@@ -191,6 +191,14 @@ pub struct Anomaly {
     pub z: Option<F64>,
 }
 
+/// A user's best daily value of a metric: the highest, or the lowest where lower is better
+/// (resting heart rate); the earliest date on a tie.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Record {
+    pub value: Fixed,
+    pub day: Day,
+}
+
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
@@ -213,6 +221,12 @@ pub enum OutputDelta {
         metric: MetricKey,
         day: Day,
         anomaly: Anomaly,
+        diff: isize,
+    },
+    Record {
+        user: UserKey,
+        metric: MetricKey,
+        record: Record,
         diff: isize,
     },
 }

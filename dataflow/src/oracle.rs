@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    ANOMALY_WINDOW, Anomaly, Baseline, Daily, Day, Fixed, MetricKey, SampleRow, UserKey, WINDOWS,
-    metric_key,
+    ANOMALY_WINDOW, Anomaly, Baseline, Daily, Day, Fixed, MetricKey, Record, SampleRow, UserKey,
+    WINDOWS, metric_key,
 };
 use crate::stats;
 
@@ -16,6 +16,7 @@ use crate::stats;
 pub struct Analytics {
     pub daily: BTreeMap<(UserKey, MetricKey, Day), Daily>,
     pub baselines: BTreeMap<(UserKey, MetricKey, u32), Baseline>,
+    pub records: BTreeMap<(UserKey, MetricKey), Record>,
     /// Every finding per (user, metric, date), sorted.
     pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
 }
@@ -57,6 +58,9 @@ pub fn compute(rows: &[SampleRow]) -> Analytics {
                     .zip(window_of(d))
                     .is_some_and(|(v, w)| stats::rhr_elevated(*v, &w))
         };
+        if let Some(r) = stats::record(*m, days) {
+            out.records.insert((*u, *m), r);
+        }
         for (d, v) in days {
             let window = window_of(*d);
             let mut found: Vec<Anomaly> = stats::detect_clinical(*m, *v).into_iter().collect();

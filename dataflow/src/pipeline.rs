@@ -95,6 +95,36 @@ pub fn build(
         .probe_with(&probe)
         .map(|((u, m, d), daily)| ((u, m, d), daily.value));
 
+    // Personal records: the best daily value per (user, metric).
+    let record_out = sink.clone();
+    values
+        .clone()
+        .map(|((u, m, d), v)| ((u, m), (d, v)))
+        .reduce(
+            |key: &(UserKey, MetricKey), input: &[(&(Day, Fixed), isize)], output| {
+                let vals: Vec<(Day, Fixed)> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(dv, _)| **dv)
+                    .collect();
+                if let Some(r) = stats::record(key.1, &vals) {
+                    output.push((r, 1isize));
+                }
+            },
+        )
+        .inspect(move |(((u, m), r), t, diff)| {
+            let _ = record_out.send(Output::Delta(
+                *t,
+                OutputDelta::Record {
+                    user: *u,
+                    metric: *m,
+                    record: r.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
+
     // Anomalies. Each daily value belongs to the windows of the 28 dates after it; only dates
     // that have a value are checked, so the windows of empty future dates are never built.
     let targets = values.clone().map(|(k, _)| k);

@@ -6,8 +6,8 @@
 use vitasync_engine::catalogue::{self, Aggregation};
 
 use crate::model::{
-    ANOMALY_MIN_VALUES, Anomaly, Baseline, Daily, Day, F64, Fixed, Method, MetricKey, SCALE,
-    Severity, WindowStats, from_fixed, metric_name,
+    ANOMALY_MIN_VALUES, Anomaly, Baseline, Daily, Day, F64, Fixed, Method, MetricKey, Record,
+    SCALE, Severity, WindowStats, from_fixed, metric_name,
 };
 
 /// One sample of a (user, metric, date) group: provider, recorded_at (µs), value.
@@ -235,6 +235,22 @@ pub fn rhr_anomaly(value: Fixed, window: &WindowStats) -> Anomaly {
     }
 }
 
+/// The best of a metric's daily values (`values` are (day, value), any order, non-empty).
+pub fn record(metric: MetricKey, values: &[(Day, Fixed)]) -> Option<Record> {
+    let lower = catalogue::CATALOGUE[metric as usize].lower_is_better;
+    values
+        .iter()
+        .map(|(d, v)| Record { value: *v, day: *d })
+        .min_by(|a, b| {
+            let by_value = if lower {
+                a.value.cmp(&b.value)
+            } else {
+                b.value.cmp(&a.value)
+            };
+            by_value.then(a.day.cmp(&b.day))
+        })
+}
+
 /// The `q` quantile of sorted, non-empty `xs` by linear interpolation between closest ranks
 /// (numpy `percentile(..., method="linear")`, R type 7).
 pub fn quantile(xs: &[f64], q: f64) -> f64 {
@@ -247,7 +263,7 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{metric_key, to_fixed};
+    use crate::model::{Record, metric_key, to_fixed};
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
@@ -319,6 +335,24 @@ mod tests {
         .unwrap();
         assert_eq!(d.value, to_fixed(70.0), "the latest recorded sample wins");
         assert!(daily_value(w, &[]).is_none());
+    }
+
+    #[test]
+    fn records_respect_lower_is_better_and_ties() {
+        let steps = metric_key("steps").unwrap();
+        let rhr = metric_key("resting_heart_rate").unwrap();
+        let v = [(3, 500), (1, 900), (2, 900), (4, 100)];
+        assert_eq!(
+            record(steps, &v),
+            Some(Record { value: 900, day: 1 }),
+            "earliest of the tied best"
+        );
+        assert_eq!(
+            record(rhr, &v),
+            Some(Record { value: 100, day: 4 }),
+            "lower is better"
+        );
+        assert_eq!(record(rhr, &[]), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vitasync_dataflow::model::{
-    Anomaly, Baseline, Daily, Day, MetricKey, OutputDelta, SampleDelta, SampleRow, UserKey,
+    Anomaly, Baseline, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta, SampleRow, UserKey,
     metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
@@ -82,6 +82,7 @@ struct Materialised {
     daily: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Daily, isize>>,
     baselines: BTreeMap<(UserKey, MetricKey, u32), BTreeMap<Baseline, isize>>,
     anomalies: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Anomaly, isize>>,
+    records: BTreeMap<(UserKey, MetricKey), BTreeMap<Record, isize>>,
 }
 
 impl Materialised {
@@ -127,6 +128,19 @@ impl Materialised {
                     .entry((user, metric, day))
                     .or_default()
                     .entry(anomaly)
+                    .or_default() += diff
+            }
+            OutputDelta::Record {
+                user,
+                metric,
+                record,
+                diff,
+            } => {
+                *self
+                    .records
+                    .entry((user, metric))
+                    .or_default()
+                    .entry(record)
                     .or_default() += diff
             }
         }
@@ -275,6 +289,11 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             Materialised::rows(&state.baselines),
             expected.baselines,
             "baselines after epoch {epoch}"
+        );
+        assert_eq!(
+            Materialised::rows(&state.records),
+            expected.records,
+            "records after epoch {epoch}"
         );
         assert_eq!(
             Materialised::sets(&state.anomalies),
