@@ -7,6 +7,7 @@
 //!   float that lets statistics travel as dataflow data.
 //! - [`stats`]: the arithmetic (daily aggregation, baseline statistics) as pure functions shared
 //!   by the pipeline and the oracle.
+//! - [`corr`]: Pearson and Spearman with scipy's p-values (regularised incomplete beta).
 //! - [`pipeline`]: the dataflow graph (daily values → latest day → windows → baselines).
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
@@ -14,6 +15,7 @@
 //!
 //! Operators do no I/O: the handle's caller feeds sample changes and materialises the deltas.
 
+pub mod corr;
 pub mod handle;
 pub mod model;
 pub mod oracle;

@@ -199,6 +199,21 @@ pub struct Record {
     pub day: Day,
 }
 
+/// Correlations use the daily values of the 90 dates ending at the user's latest date.
+pub const CORRELATION_WINDOW: Day = 90;
+/// Fewer paired dates than this: no correlation.
+pub const CORRELATION_MIN_PAIRS: usize = 14;
+
+/// A significant correlation between two metrics of one user (|r| > 0.3 and p < 0.05).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Correlation {
+    pub n: u32,
+    pub pearson_r: F64,
+    pub pearson_p: F64,
+    pub spearman_rho: Option<F64>,
+    pub spearman_p: Option<F64>,
+}
+
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
@@ -227,6 +242,15 @@ pub enum OutputDelta {
         user: UserKey,
         metric: MetricKey,
         record: Record,
+        diff: isize,
+    },
+    /// Metric `a` on date d against metric `b` on date d + `lag` (lag 0: a < b).
+    Correlation {
+        user: UserKey,
+        a: MetricKey,
+        b: MetricKey,
+        lag: u8,
+        correlation: Correlation,
         diff: isize,
     },
 }

@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    ANOMALY_WINDOW, Anomaly, Baseline, Daily, Day, Fixed, MetricKey, Record, SampleRow, UserKey,
-    WINDOWS, metric_key,
+    ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_WINDOW, Correlation, Daily, Day, Fixed,
+    MetricKey, Record, SampleRow, UserKey, WINDOWS, metric_key,
 };
 use crate::stats;
 
@@ -17,6 +17,7 @@ pub struct Analytics {
     pub daily: BTreeMap<(UserKey, MetricKey, Day), Daily>,
     pub baselines: BTreeMap<(UserKey, MetricKey, u32), Baseline>,
     pub records: BTreeMap<(UserKey, MetricKey), Record>,
+    pub correlations: BTreeMap<(UserKey, MetricKey, MetricKey, u8), Correlation>,
     /// Every finding per (user, metric, date), sorted.
     pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
 }
@@ -41,6 +42,38 @@ pub fn compute(rows: &[SampleRow]) -> Analytics {
     for ((u, m, d), daily) in &out.daily {
         series.entry((*u, *m)).or_default().push((*d, daily.value));
     }
+    // Correlations: per user, the 90 dates ending at their latest date.
+    let mut by_user: BTreeMap<UserKey, BTreeMap<(MetricKey, Day), Fixed>> = BTreeMap::new();
+    for ((u, m, d), daily) in &out.daily {
+        by_user.entry(*u).or_default().insert((*m, *d), daily.value);
+    }
+    for (u, vals) in &by_user {
+        let last = vals
+            .keys()
+            .map(|(_, d)| *d)
+            .max()
+            .expect("a user has a value");
+        let first = last - CORRELATION_WINDOW + 1;
+        let metrics: std::collections::BTreeSet<MetricKey> = vals.keys().map(|(m, _)| *m).collect();
+        for &a in &metrics {
+            for &b in &metrics {
+                for lag in [0u8, 1] {
+                    if (lag == 0 && a >= b) || (lag == 1 && a == b) {
+                        continue;
+                    }
+                    let pairs: Vec<(Fixed, Fixed)> = (first..=last - Day::from(lag))
+                        .filter_map(|d| {
+                            Some((*vals.get(&(a, d))?, *vals.get(&(b, d + Day::from(lag)))?))
+                        })
+                        .collect();
+                    if let Some(c) = stats::correlation(&pairs) {
+                        out.correlations.insert((*u, a, b, lag), c);
+                    }
+                }
+            }
+        }
+    }
+
     let rhr = metric_key("resting_heart_rate").expect("catalogue");
     for ((u, m), days) in &series {
         let by_day: BTreeMap<Day, Fixed> = days.iter().copied().collect();

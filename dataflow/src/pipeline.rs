@@ -19,7 +19,8 @@ use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
-    ANOMALY_WINDOW, Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey, WINDOWS, metric_key,
+    ANOMALY_WINDOW, CORRELATION_WINDOW, Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey,
+    WINDOWS, metric_key,
 };
 use crate::stats;
 
@@ -94,6 +95,66 @@ pub fn build(
     let values = daily
         .probe_with(&probe)
         .map(|((u, m, d), daily)| ((u, m, d), daily.value));
+
+    // Correlations over the 90 dates ending at the user's latest date (any metric): a on d
+    // against b on d (lag 0, a < b) and against b on d + 1 (lag 1).
+    let user_latest = values.clone().map(|((u, _, d), _)| (u, d)).reduce(
+        |_u: &UserKey, input: &[(&Day, isize)], output| {
+            if let Some((d, _)) = input.last() {
+                output.push((**d, 1isize));
+            }
+        },
+    );
+    let span = user_latest.flat_map(|(u, last): (UserKey, Day)| {
+        (0..CORRELATION_WINDOW).map(move |back| (u, last - back))
+    });
+    let in_window = values
+        .clone()
+        .map(|((u, m, d), v)| ((u, d), (m, v)))
+        .semijoin(span);
+    let same_day = in_window
+        .clone()
+        .join(in_window.clone())
+        .filter(|(_, ((a, _), (b, _)))| a < b)
+        .map(|((u, d), ((a, x), (b, y)))| ((u, a, b, 0u8), (d, x, y)));
+    let next_day = in_window
+        .clone()
+        .map(|((u, d), av)| ((u, d + 1), av))
+        .join(in_window)
+        .filter(|(_, ((a, _), (b, _)))| a != b)
+        .map(|((u, d), ((a, x), (b, y)))| ((u, a, b, 1u8), (d - 1, x, y)));
+    let correlation_out = sink.clone();
+    same_day
+        .concat(next_day)
+        .reduce(
+            |_key: &(UserKey, MetricKey, MetricKey, u8),
+             input: &[(&(Day, Fixed, Fixed), isize)],
+             output| {
+                // Sorted by date.
+                let pairs: Vec<(Fixed, Fixed)> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|((_, x, y), _)| (*x, *y))
+                    .collect();
+                if let Some(c) = stats::correlation(&pairs) {
+                    output.push((c, 1isize));
+                }
+            },
+        )
+        .inspect(move |(((u, a, b, lag), c), t, diff)| {
+            let _ = correlation_out.send(Output::Delta(
+                *t,
+                OutputDelta::Correlation {
+                    user: *u,
+                    a: *a,
+                    b: *b,
+                    lag: *lag,
+                    correlation: c.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
 
     // Personal records: the best daily value per (user, metric).
     let record_out = sink.clone();

@@ -6,8 +6,8 @@
 use vitasync_engine::catalogue::{self, Aggregation};
 
 use crate::model::{
-    ANOMALY_MIN_VALUES, Anomaly, Baseline, Daily, Day, F64, Fixed, Method, MetricKey, Record,
-    SCALE, Severity, WindowStats, from_fixed, metric_name,
+    ANOMALY_MIN_VALUES, Anomaly, Baseline, CORRELATION_MIN_PAIRS, Correlation, Daily, Day, F64,
+    Fixed, Method, MetricKey, Record, SCALE, Severity, WindowStats, from_fixed, metric_name,
 };
 
 /// One sample of a (user, metric, date) group: provider, recorded_at (µs), value.
@@ -233,6 +233,28 @@ pub fn rhr_anomaly(value: Fixed, window: &WindowStats) -> Anomaly {
             .filter(|sd| sd.0 > 0.0)
             .map(|sd| F64((v - window.mean.0) / sd.0)),
     }
+}
+
+/// The correlation of paired daily values (in date order), if there are enough pairs and it is
+/// significant: |r| > 0.3 and Pearson's p < 0.05.
+pub fn correlation(pairs: &[(Fixed, Fixed)]) -> Option<Correlation> {
+    if pairs.len() < CORRELATION_MIN_PAIRS {
+        return None;
+    }
+    let x: Vec<f64> = pairs.iter().map(|(a, _)| from_fixed(*a)).collect();
+    let y: Vec<f64> = pairs.iter().map(|(_, b)| from_fixed(*b)).collect();
+    let (r, p) = crate::corr::pearson(&x, &y)?;
+    if r.abs() <= 0.3 || p >= 0.05 {
+        return None;
+    }
+    let s = crate::corr::spearman(&x, &y);
+    Some(Correlation {
+        n: pairs.len() as u32,
+        pearson_r: F64(r),
+        pearson_p: F64(p),
+        spearman_rho: s.map(|(rho, _)| F64(rho)),
+        spearman_p: s.map(|(_, p)| F64(p)),
+    })
 }
 
 /// The best of a metric's daily values (`values` are (day, value), any order, non-empty).

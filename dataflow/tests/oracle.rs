@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vitasync_dataflow::model::{
-    Anomaly, Baseline, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta, SampleRow, UserKey,
-    metric_key, to_fixed,
+    Anomaly, Baseline, Correlation, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta,
+    SampleRow, UserKey, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
 
@@ -54,6 +54,17 @@ enum Op {
         start: u8,
         values: Vec<u16>,
     },
+    /// Writes two metrics over the same consecutive days, the second following the first
+    /// (directly or inversely) with some noise: correlations appear, and later writes and
+    /// deletions break them again.
+    Paired {
+        user: u8,
+        a: u8,
+        b: u8,
+        start: u8,
+        inverse: bool,
+        values: Vec<(u16, u16)>,
+    },
     /// Deletes the n-th stored sample (modulo the count).
     Delete(u16),
 }
@@ -70,6 +81,10 @@ fn op() -> impl Strategy<Value = Op> {
                 user, metric, provider, start, values
             }
         ),
+        1 => (0..2u8, 0..5u8, 0..5u8, 0..100u8, any::<bool>(),
+              prop::collection::vec((0..400u16, 0..60u16), 14..30)).prop_map(
+            |(user, a, b, start, inverse, values)| Op::Paired { user, a, b, start, inverse, values }
+        ),
         1 => any::<u16>().prop_map(Op::Delete),
     ]
 }
@@ -83,6 +98,7 @@ struct Materialised {
     baselines: BTreeMap<(UserKey, MetricKey, u32), BTreeMap<Baseline, isize>>,
     anomalies: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Anomaly, isize>>,
     records: BTreeMap<(UserKey, MetricKey), BTreeMap<Record, isize>>,
+    correlations: BTreeMap<(UserKey, MetricKey, MetricKey, u8), BTreeMap<Correlation, isize>>,
 }
 
 impl Materialised {
@@ -141,6 +157,21 @@ impl Materialised {
                     .entry((user, metric))
                     .or_default()
                     .entry(record)
+                    .or_default() += diff
+            }
+            OutputDelta::Correlation {
+                user,
+                a,
+                b,
+                lag,
+                correlation,
+                diff,
+            } => {
+                *self
+                    .correlations
+                    .entry((user, a, b, lag))
+                    .or_default()
+                    .entry(correlation)
                     .or_default() += diff
             }
         }
@@ -207,6 +238,7 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
     let mut stored: BTreeMap<Identity, SampleRow> = BTreeMap::new();
     let mut state = Materialised::default();
     let mut anomalies_seen = 0;
+    let mut correlations_seen = 0;
     for batch in batches {
         let mut deltas = Vec::new();
         for op in batch {
@@ -247,6 +279,30 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
                             value: to_fixed(value_of(metric as usize, value)),
                         };
                         write(&mut stored, row, &mut deltas);
+                    }
+                }
+                Op::Paired {
+                    user,
+                    a,
+                    b,
+                    start,
+                    inverse,
+                    values,
+                } => {
+                    for (i, (x, noise)) in values.into_iter().enumerate() {
+                        let slot = i64::from(start) + i as i64;
+                        let y = if inverse { 400 - x } else { x };
+                        for (metric, v) in [(a, x), (b, (y + noise).min(400))] {
+                            let row = SampleRow {
+                                user: u128::from(user) + 1,
+                                metric: metric_key(METRICS[metric as usize]).unwrap(),
+                                day: 19_000 + slot as Day,
+                                provider: PROVIDERS[1].to_string(),
+                                recorded_at: slot * 3_600_000_000,
+                                value: to_fixed(value_of(metric as usize, v)),
+                            };
+                            write(&mut stored, row, &mut deltas);
+                        }
                     }
                 }
                 Op::Delete(n) => {
@@ -291,6 +347,12 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             "baselines after epoch {epoch}"
         );
         assert_eq!(
+            Materialised::rows(&state.correlations),
+            expected.correlations,
+            "correlations after epoch {epoch}"
+        );
+        correlations_seen += expected.correlations.len();
+        assert_eq!(
             Materialised::rows(&state.records),
             expected.records,
             "records after epoch {epoch}"
@@ -303,6 +365,9 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
         anomalies_seen += expected.anomalies.len();
     }
     flow.shutdown();
+    if std::env::var_os("ORACLE_VERBOSE").is_some() {
+        eprintln!("anomalies {anomalies_seen}, correlations {correlations_seen}");
+    }
     anomalies_seen
 }
 
