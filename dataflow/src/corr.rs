@@ -83,10 +83,13 @@ mod tests {
         );
     }
 
+    /// x, y, Pearson r and p, Spearman ρ and p.
+    type Vector = (&'static [f64], &'static [f64], f64, f64, f64, f64);
+
     /// The scipy 1.17.1 vectors of methods.md B9.
     #[test]
     fn matches_scipy() {
-        let cases: &[(&[f64], &[f64], f64, f64, f64, f64)] = &[
+        let cases: &[Vector] = &[
             (
                 &[1., 2., 3., 4., 5.],
                 &[2., 4., 5., 4., 5.],
