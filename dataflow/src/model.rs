@@ -214,6 +214,30 @@ pub struct Correlation {
     pub spearman_p: Option<F64>,
 }
 
+/// One day's health scores, each 0–100; a component without inputs is None.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Scores {
+    pub overall: F64,
+    pub sleep: Option<F64>,
+    pub activity: Option<F64>,
+    pub cardio: Option<F64>,
+    pub recovery: Option<F64>,
+}
+
+/// What a day's scores are computed from.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ScoreInput {
+    /// The day's value of a metric.
+    Value(MetricKey, Fixed),
+    /// Median resting heart rate of the 28 dates before (at least 7 values).
+    RhrMedian(F64),
+    /// Mean and sample SD of ln(rMSSD) over the 60 dates before (at least 7 values).
+    HrvReference(F64, F64),
+}
+
+/// The HRV reference window (HRV4Training's "normal range" over the past 60 days).
+pub const HRV_REFERENCE_WINDOW: Day = 60;
+
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
@@ -242,6 +266,12 @@ pub enum OutputDelta {
         user: UserKey,
         metric: MetricKey,
         record: Record,
+        diff: isize,
+    },
+    Scores {
+        user: UserKey,
+        day: Day,
+        scores: Scores,
         diff: isize,
     },
     /// Metric `a` on date d against metric `b` on date d + `lag` (lag 0: a < b).

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use crate::model::{
     ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_WINDOW, Correlation, Daily, Day, Fixed,
-    MetricKey, Record, SampleRow, UserKey, WINDOWS, metric_key,
+    HRV_REFERENCE_WINDOW, MetricKey, Record, SampleRow, ScoreInput, Scores, UserKey, WINDOWS,
+    metric_key,
 };
 use crate::stats;
 
@@ -18,6 +19,7 @@ pub struct Analytics {
     pub baselines: BTreeMap<(UserKey, MetricKey, u32), Baseline>,
     pub records: BTreeMap<(UserKey, MetricKey), Record>,
     pub correlations: BTreeMap<(UserKey, MetricKey, MetricKey, u8), Correlation>,
+    pub scores: BTreeMap<(UserKey, Day), Scores>,
     /// Every finding per (user, metric, date), sorted.
     pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
 }
@@ -71,6 +73,42 @@ pub fn compute(rows: &[SampleRow]) -> Analytics {
                     }
                 }
             }
+        }
+    }
+
+    // Scores per (user, date) from the day's values and the references before it.
+    let rhr_key = metric_key("resting_heart_rate").expect("catalogue");
+    let hrv_key = metric_key("hrv_rmssd").expect("catalogue");
+    let score_keys: Vec<MetricKey> = stats::SCORE_METRICS
+        .iter()
+        .map(|n| metric_key(n).expect("catalogue"))
+        .collect();
+    let mut inputs: BTreeMap<(UserKey, Day), Vec<ScoreInput>> = BTreeMap::new();
+    for ((u, m), days) in &series {
+        if !score_keys.contains(m) {
+            continue;
+        }
+        let by_day: BTreeMap<Day, Fixed> = days.iter().copied().collect();
+        for (d, v) in days {
+            let entry = inputs.entry((*u, *d)).or_default();
+            entry.push(ScoreInput::Value(*m, *v));
+            let before =
+                |w: Day| -> Vec<Fixed> { by_day.range(d - w..*d).map(|(_, v)| *v).collect() };
+            if *m == rhr_key
+                && let Some(ws) = stats::window_stats(&before(ANOMALY_WINDOW))
+            {
+                entry.push(ScoreInput::RhrMedian(ws.median));
+            }
+            if *m == hrv_key
+                && let Some((mean, sd)) = stats::hrv_reference(&before(HRV_REFERENCE_WINDOW))
+            {
+                entry.push(ScoreInput::HrvReference(mean, sd));
+            }
+        }
+    }
+    for (key, ins) in inputs {
+        if let Some(s) = stats::scores(&ins) {
+            out.scores.insert(key, s);
         }
     }
 

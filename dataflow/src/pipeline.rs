@@ -19,8 +19,8 @@ use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
-    ANOMALY_WINDOW, CORRELATION_WINDOW, Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey,
-    WINDOWS, metric_key,
+    ANOMALY_WINDOW, CORRELATION_WINDOW, Day, Fixed, HRV_REFERENCE_WINDOW, MetricKey, OutputDelta,
+    SampleRow, ScoreInput, UserKey, WINDOWS, metric_key,
 };
 use crate::stats;
 
@@ -208,9 +208,10 @@ pub fn build(
                 }
             },
         );
+    let rhr = metric_key("resting_heart_rate").expect("the catalogue has resting_heart_rate");
     let checked = values
         .clone()
-        .join_map(windows, |k, v, ws| (*k, (*v, ws.clone())));
+        .join_map(windows.clone(), |k, v, ws| (*k, (*v, ws.clone())));
     let windowed = checked.clone().flat_map(|(k, (v, ws))| {
         stats::detect_window(v, &ws)
             .into_iter()
@@ -219,13 +220,76 @@ pub fn build(
     let clinical = values
         .clone()
         .flat_map(|((u, m, d), v)| stats::detect_clinical(m, v).map(|a| ((u, m, d), a)));
-    let rhr = metric_key("resting_heart_rate").expect("the catalogue has resting_heart_rate");
     let elevated =
         checked.filter(move |((_, m, _), (v, ws))| *m == rhr && stats::rhr_elevated(*v, ws));
     let elevated_next = elevated.clone().map(|((u, m, d), _)| (u, m, d + 1));
     let sustained = elevated
         .semijoin(elevated_next)
         .map(|(k, (v, ws))| (k, stats::rhr_anomaly(v, &ws)));
+    // Health scores per (user, date): the day's values of the metrics the scores use, the
+    // resting-heart-rate median of the 28 dates before, and the ln(rMSSD) reference of the 60
+    // dates before.
+    let score_metrics: Vec<MetricKey> = stats::SCORE_METRICS
+        .iter()
+        .map(|n| metric_key(n).expect("score metrics are in the catalogue"))
+        .collect();
+    let hrv = metric_key("hrv_rmssd").expect("the catalogue has hrv_rmssd");
+    let day_inputs = values
+        .clone()
+        .filter(move |((_, m, _), _)| score_metrics.contains(m))
+        .map(|((u, m, d), v)| ((u, d), ScoreInput::Value(m, v)));
+    let rhr_refs = windows
+        .filter(move |((_, m, _), _)| *m == rhr)
+        .map(|((u, _, d), ws)| ((u, d), ScoreInput::RhrMedian(ws.median)));
+    let hrv_values = values.clone().filter(move |((_, m, _), _)| *m == hrv);
+    let hrv_refs = hrv_values
+        .clone()
+        .flat_map(|((u, m, d), v): ((UserKey, MetricKey, Day), Fixed)| {
+            (1..=HRV_REFERENCE_WINDOW).map(move |k| ((u, m, d + k), (d, v)))
+        })
+        .semijoin(hrv_values.map(|(k, _)| k))
+        .reduce(
+            |_key: &(UserKey, MetricKey, Day), input: &[(&(Day, Fixed), isize)], output| {
+                let vals: Vec<Fixed> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|((_, v), _)| *v)
+                    .collect();
+                if let Some((mean, sd)) = stats::hrv_reference(&vals) {
+                    output.push(((mean, sd), 1isize));
+                }
+            },
+        )
+        .map(|((u, _, d), (mean, sd))| ((u, d), ScoreInput::HrvReference(mean, sd)));
+    let scores_out = sink.clone();
+    day_inputs
+        .concat(rhr_refs)
+        .concat(hrv_refs)
+        .reduce(
+            |_key: &(UserKey, Day), input: &[(&ScoreInput, isize)], output| {
+                let inputs: Vec<ScoreInput> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(i, _)| (*i).clone())
+                    .collect();
+                if let Some(s) = stats::scores(&inputs) {
+                    output.push((s, 1isize));
+                }
+            },
+        )
+        .inspect(move |(((u, d), s), t, diff)| {
+            let _ = scores_out.send(Output::Delta(
+                *t,
+                OutputDelta::Scores {
+                    user: *u,
+                    day: *d,
+                    scores: s.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
+
     let anomaly_out = sink.clone();
     windowed
         .concat(clinical)

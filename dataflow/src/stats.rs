@@ -7,7 +7,8 @@ use vitasync_engine::catalogue::{self, Aggregation};
 
 use crate::model::{
     ANOMALY_MIN_VALUES, Anomaly, Baseline, CORRELATION_MIN_PAIRS, Correlation, Daily, Day, F64,
-    Fixed, Method, MetricKey, Record, SCALE, Severity, WindowStats, from_fixed, metric_name,
+    Fixed, Method, MetricKey, Record, SCALE, ScoreInput, Scores, Severity, WindowStats, from_fixed,
+    metric_name,
 };
 
 /// One sample of a (user, metric, date) group: provider, recorded_at (µs), value.
@@ -257,6 +258,149 @@ pub fn correlation(pairs: &[(Fixed, Fixed)]) -> Option<Correlation> {
     })
 }
 
+/// ln(rMSSD) reference statistics (mean, sample SD) of the values before a date; None below
+/// the minimum number of values or for non-positive readings only.
+pub fn hrv_reference(values: &[Fixed]) -> Option<(F64, F64)> {
+    let logs: Vec<f64> = values
+        .iter()
+        .map(|v| from_fixed(*v))
+        .filter(|v| *v > 0.0)
+        .map(f64::ln)
+        .collect();
+    if logs.len() < ANOMALY_MIN_VALUES {
+        return None;
+    }
+    let n = logs.len() as f64;
+    let mean = logs.iter().sum::<f64>() / n;
+    let sd = (logs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+    Some((F64(mean), F64(sd)))
+}
+
+/// The metrics whose daily values feed the scores.
+pub const SCORE_METRICS: &[&str] = &[
+    "sleep_duration",
+    "sleep_efficiency",
+    "sleep_deep",
+    "sleep_rem",
+    "sleep_awake",
+    "steps",
+    "active_minutes",
+    "resting_heart_rate",
+    "hrv_rmssd",
+];
+
+fn clamp100(v: f64) -> f64 {
+    v.clamp(0.0, 100.0)
+}
+
+/// The day's scores (see docs/analytics.md for each formula and its source); None when no
+/// component has inputs.
+pub fn scores(inputs: &[ScoreInput]) -> Option<Scores> {
+    let value = |name: &str| {
+        let key = crate::model::metric_key(name)?;
+        inputs.iter().find_map(|i| match i {
+            ScoreInput::Value(m, v) if *m == key => Some(from_fixed(*v)),
+            _ => None,
+        })
+    };
+    let duration = value("sleep_duration");
+    let efficiency = value("sleep_efficiency");
+    let deep = value("sleep_deep");
+    let rem = value("sleep_rem");
+    let awake = value("sleep_awake");
+    let steps = value("steps");
+    let active = value("active_minutes");
+    let rhr = value("resting_heart_rate");
+    let hrv = value("hrv_rmssd");
+    let rhr_median = inputs.iter().find_map(|i| match i {
+        ScoreInput::RhrMedian(m) => Some(m.0),
+        _ => None,
+    });
+    let hrv_ref = inputs.iter().find_map(|i| match i {
+        ScoreInput::HrvReference(m, sd) => Some((m.0, sd.0)),
+        _ => None,
+    });
+
+    // Sleep, after Fitbit's composition: duration 50 points (full at 8 h), quality 25 (deep +
+    // REM reaching 40 % of the sleep, else efficiency from 70 % to 95 %), restoration 25
+    // (no points lost up to 10 min awake, none left at 60 min). Parts without inputs are left
+    // out and the rest rescaled to 100.
+    let sleep = duration.filter(|d| *d > 0.0).map(|d| {
+        let mut points = 50.0 * (d / 480.0).min(1.0);
+        let mut max = 50.0;
+        let quality = match (deep, rem) {
+            (Some(deep), Some(rem)) => Some(((deep + rem) / d / 0.40).min(1.0)),
+            _ => efficiency.map(|e| ((e - 70.0) / 25.0).clamp(0.0, 1.0)),
+        };
+        if let Some(q) = quality {
+            points += 25.0 * q;
+            max += 25.0;
+        }
+        if let Some(a) = awake {
+            points += 25.0 * (1.0 - ((a - 10.0) / 50.0).clamp(0.0, 1.0));
+            max += 25.0;
+        }
+        F64(clamp100(points / max * 100.0))
+    });
+    // Activity: 10,000 steps and 30 active minutes a day (WHO's 150 min a week) are full marks,
+    // 60 / 40 points.
+    let activity = match (steps, active) {
+        (None, None) => None,
+        (s, a) => {
+            let mut points = 0.0;
+            let mut max = 0.0;
+            if let Some(s) = s {
+                points += 60.0 * (s / 10_000.0).clamp(0.0, 1.0);
+                max += 60.0;
+            }
+            if let Some(a) = a {
+                points += 40.0 * (a / 30.0).clamp(0.0, 1.0);
+                max += 40.0;
+            }
+            Some(F64(clamp100(points / max * 100.0)))
+        }
+    };
+    // Cardio: resting heart rate against the median of the 28 dates before: 75 at the median,
+    // 12.5 points per bpm (100 at 2 bpm below; 25 at the 4 bpm elevation of Alavi et al.).
+    let cardio = rhr
+        .zip(rhr_median)
+        .map(|(r, m)| F64(clamp100(75.0 - 12.5 * (r - m))));
+    // Recovery: ln(rMSSD) against its 60-day reference (HRV4Training / Plews): 50 at the
+    // reference mean, 25 points per reference SD.
+    let recovery = hrv
+        .filter(|h| *h > 0.0)
+        .zip(hrv_ref)
+        .filter(|(_, (_, sd))| *sd > 0.0)
+        .map(|(h, (m, sd))| F64(clamp100(50.0 + 25.0 * (h.ln() - m) / sd)));
+
+    let weighted = [
+        (sleep, 0.30),
+        (activity, 0.20),
+        (cardio, 0.25),
+        (recovery, 0.25),
+    ];
+    let total: f64 = weighted
+        .iter()
+        .filter(|(s, _)| s.is_some())
+        .map(|(_, w)| w)
+        .sum();
+    if total == 0.0 {
+        return None;
+    }
+    let overall = weighted
+        .iter()
+        .filter_map(|(s, w)| s.map(|s| s.0 * w))
+        .sum::<f64>()
+        / total;
+    Some(Scores {
+        overall: F64(overall),
+        sleep,
+        activity,
+        cardio,
+        recovery,
+    })
+}
+
 /// The best of a metric's daily values (`values` are (day, value), any order, non-empty).
 pub fn record(metric: MetricKey, values: &[(Day, Fixed)]) -> Option<Record> {
     let lower = catalogue::CATALOGUE[metric as usize].lower_is_better;
@@ -285,7 +429,7 @@ pub fn quantile(xs: &[f64], q: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Record, metric_key, to_fixed};
+    use crate::model::{F64, Record, ScoreInput, metric_key, to_fixed};
 
     fn close(a: f64, b: f64) {
         assert!((a - b).abs() < 1e-9, "{a} != {b}");
@@ -375,6 +519,42 @@ mod tests {
             "lower is better"
         );
         assert_eq!(record(rhr, &[]), None);
+    }
+
+    #[test]
+    fn scores_follow_the_documented_formulas() {
+        let v = |name: &str, x: f64| ScoreInput::Value(metric_key(name).unwrap(), to_fixed(x));
+        let s = scores(&[
+            v("sleep_duration", 480.0),
+            v("sleep_deep", 96.0),
+            v("sleep_rem", 96.0),
+            v("sleep_awake", 10.0),
+            v("steps", 5_000.0),
+            v("resting_heart_rate", 62.0),
+            ScoreInput::RhrMedian(F64(60.0)),
+        ])
+        .unwrap();
+        close(s.sleep.unwrap().0, 100.0);
+        close(s.activity.unwrap().0, 50.0);
+        close(s.cardio.unwrap().0, 50.0);
+        assert_eq!(s.recovery, None, "no HRV reference, no recovery component");
+        close(
+            s.overall.0,
+            (100.0 * 0.30 + 50.0 * 0.20 + 50.0 * 0.25) / 0.75,
+        );
+
+        let hrv = scores(&[
+            v("hrv_rmssd", (3.0f64 + 0.2).exp()),
+            ScoreInput::HrvReference(F64(3.0), F64(0.2)),
+        ])
+        .unwrap();
+        // rMSSD travels in millionths of a ms, so ln of it is exact to about 1e-7.
+        assert!((hrv.recovery.unwrap().0 - 75.0).abs() < 1e-4);
+        assert_eq!(hrv.overall, hrv.recovery.unwrap());
+        assert!(
+            scores(&[v("weight", 70.0)]).is_none(),
+            "a day without score inputs has no row"
+        );
     }
 
     #[test]

@@ -9,16 +9,18 @@ use std::time::Duration;
 use proptest::prelude::*;
 use vitasync_dataflow::model::{
     Anomaly, Baseline, Correlation, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta,
-    SampleRow, UserKey, metric_key, to_fixed,
+    SampleRow, Scores, UserKey, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
 
-const METRICS: [&str; 5] = [
+const METRICS: [&str; 7] = [
     "steps",
     "heart_rate",
     "weight",
     "resting_heart_rate",
     "spo2",
+    "hrv_rmssd",
+    "sleep_duration",
 ];
 
 /// Maps a generated integer to a plausible value of the metric (ranges cross the clinical
@@ -30,7 +32,9 @@ fn value_of(metric: usize, v: u16) -> f64 {
         1 => 50.0 + v / 4.0,
         2 => 60.0 + v / 40.0,
         3 => 50.0 + v / 5.0,
-        _ => 85.0 + v / 25.0,
+        4 => 85.0 + v / 25.0,
+        5 => 15.0 + v / 4.0,
+        _ => 240.0 + v,
     }
 }
 const PROVIDERS: [&str; 2] = ["api", "fitbit"];
@@ -76,12 +80,12 @@ fn op() -> impl Strategy<Value = Op> {
                 user, metric, provider, slot, day_shift, value
             }
         ),
-        1 => (0..2u8, 0..5u8, 0..2u8, 0..100u8, prop::collection::vec(0..400u16, 5..20)).prop_map(
+        1 => (0..2u8, 0..7u8, 0..2u8, 0..100u8, prop::collection::vec(0..400u16, 5..20)).prop_map(
             |(user, metric, provider, start, values)| Op::Series {
                 user, metric, provider, start, values
             }
         ),
-        1 => (0..2u8, 0..5u8, 0..5u8, 0..100u8, any::<bool>(),
+        1 => (0..2u8, 0..7u8, 0..7u8, 0..100u8, any::<bool>(),
               prop::collection::vec((0..400u16, 0..60u16), 14..30)).prop_map(
             |(user, a, b, start, inverse, values)| Op::Paired { user, a, b, start, inverse, values }
         ),
@@ -99,6 +103,7 @@ struct Materialised {
     anomalies: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Anomaly, isize>>,
     records: BTreeMap<(UserKey, MetricKey), BTreeMap<Record, isize>>,
     correlations: BTreeMap<(UserKey, MetricKey, MetricKey, u8), BTreeMap<Correlation, isize>>,
+    scores: BTreeMap<(UserKey, Day), BTreeMap<Scores, isize>>,
 }
 
 impl Materialised {
@@ -157,6 +162,19 @@ impl Materialised {
                     .entry((user, metric))
                     .or_default()
                     .entry(record)
+                    .or_default() += diff
+            }
+            OutputDelta::Scores {
+                user,
+                day,
+                scores,
+                diff,
+            } => {
+                *self
+                    .scores
+                    .entry((user, day))
+                    .or_default()
+                    .entry(scores)
                     .or_default() += diff
             }
             OutputDelta::Correlation {
@@ -345,6 +363,11 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             Materialised::rows(&state.baselines),
             expected.baselines,
             "baselines after epoch {epoch}"
+        );
+        assert_eq!(
+            Materialised::rows(&state.scores),
+            expected.scores,
+            "scores after epoch {epoch}"
         );
         assert_eq!(
             Materialised::rows(&state.correlations),
