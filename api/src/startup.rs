@@ -101,6 +101,14 @@ impl Application {
         let listener = TcpListener::bind(&config.listen)
             .with_context(|| format!("binding {}", config.listen))?;
         let port = listener.local_addr()?.port();
+        // The analytics hydrate from the store before anything can write, so no change is
+        // missed or counted twice.
+        let analytics = vitasync_dataflow::Analytics::start(config.dataflow_threads())
+            .map_err(|e| anyhow::anyhow!("starting the analytics dataflow: {e}"))?;
+        analytics
+            .hydrate(store.as_ref())
+            .await
+            .context("hydrating the analytics")?;
         let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
         let sync = SyncEnv {
             store: store.clone(),
@@ -108,6 +116,7 @@ impl Application {
             keys: Arc::new(keyring.clone()),
             bus: Bus::new(),
             http,
+            analytics: analytics.clone(),
             public_url: config.public_base(),
         };
         let settings = overrides.sync.unwrap_or_else(|| SyncSettings {
@@ -118,6 +127,7 @@ impl Application {
         let metrics = Arc::new(Metrics::new());
         metrics.clone().follow(&sync.bus);
         let state = AppState {
+            analytics,
             sync,
             actors,
             store,

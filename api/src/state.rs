@@ -13,6 +13,8 @@ use crate::rate_limit::RateLimiter;
 
 #[derive(Clone)]
 pub struct AppState {
+    /// The analytics pipeline and the view of its output.
+    pub analytics: Arc<vitasync_dataflow::Analytics>,
     pub store: DynStore,
     pub keyring: KeyRing,
     pub metrics: Arc<Metrics>,

@@ -12,6 +12,9 @@
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
+//! - [`view`]: the outputs accumulated and consolidated, with the epoch they reflect.
+//! - [`sink`]: `Analytics` — pipeline + view + hydration from the store, behind the engine's
+//!   `AnalyticsSink` port.
 //!
 //! Operators do no I/O: the handle's caller feeds sample changes and materialises the deltas.
 
@@ -20,7 +23,10 @@ pub mod handle;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;
+pub mod sink;
 pub mod stats;
+pub mod view;
 
 pub use handle::Dataflow;
 pub use pipeline::{Epoch, Output};
+pub use sink::Analytics;

@@ -52,6 +52,8 @@ pub struct Config {
     pub oauth_return_urls: Vec<String>,
     /// `VITASYNC_SYNC_INTERVAL_SECS`: how often each connection syncs incrementally (jittered).
     pub sync_interval_secs: u64,
+    /// `VITASYNC_DATAFLOW_WORKERS`: analytics worker threads (0 = one per core).
+    pub dataflow_workers: usize,
     /// `[providers.<id>]` tables and `VITASYNC_<P>_*` variables.
     pub providers: BTreeMap<String, ProviderSettings>,
 }
@@ -72,6 +74,7 @@ impl Default for Config {
             public_url: None,
             oauth_return_urls: Vec::new(),
             sync_interval_secs: 15 * 60,
+            dataflow_workers: 0,
             providers: BTreeMap::new(),
         }
     }
@@ -168,6 +171,9 @@ impl Config {
         if let Some(v) = get("VITASYNC_SYNC_INTERVAL_SECS") {
             self.sync_interval_secs = parse_env("VITASYNC_SYNC_INTERVAL_SECS", &v)?;
         }
+        if let Some(v) = get("VITASYNC_DATAFLOW_WORKERS") {
+            self.dataflow_workers = parse_env("VITASYNC_DATAFLOW_WORKERS", &v)?;
+        }
         for p in CONFIGURABLE_PROVIDERS {
             let entry = self.providers.entry(p.to_string()).or_default();
             entry.apply_env(p, env).map_err(Error::Config)?;
@@ -182,6 +188,15 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// Analytics worker threads: the configured number, else one per core.
+    pub fn dataflow_threads(&self) -> usize {
+        if self.dataflow_workers > 0 {
+            self.dataflow_workers
+        } else {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        }
     }
 
     /// Where a provider sends the user back after consent.

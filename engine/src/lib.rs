@@ -9,6 +9,7 @@
 //! - [`services`]: use cases shared by the REST API and the MCP server (validation, ingest,
 //!   keys, bootstrap).
 //! - [`providers`]: the provider port, the registry, and one folder per provider.
+//! - [`analytics`]: the port committed sample changes reach the analytics through.
 //! - [`bus`]: the in-process event bus the data-in side publishes state changes on.
 //! - [`crypto`]: AES-256-GCM secrets at rest under rotatable key ids.
 //! - [`config`]: layered configuration (defaults → TOML → environment).
@@ -18,6 +19,7 @@
 //! This crate has no actix, timely or rmcp types: the transports and the dataflow depend on it,
 //! never the other way round.
 
+pub mod analytics;
 pub mod bus;
 pub mod catalogue;
 pub mod config;

@@ -30,6 +30,9 @@ pub struct IngestResult {
     pub inserted: u64,
     pub updated: u64,
     pub unchanged: u64,
+    /// The analytics epoch this write was assigned (0 when it changed nothing); analytics
+    /// reads with `min_epoch` at or above it include its effect.
+    pub epoch: u64,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -115,21 +118,14 @@ pub async fn ingest(
     state
         .metrics
         .record_write(outcome.inserted, outcome.updated, outcome.unchanged);
-    if !outcome.changes.is_empty() {
-        state
-            .sync
-            .bus
-            .publish(vitasync_engine::bus::BusEvent::SamplesChanged {
-                workspace_id: user.workspace_id,
-                user_id: user.id,
-                changes: std::sync::Arc::new(outcome.changes),
-                at: chrono::Utc::now(),
-            });
-    }
+    let epoch = state
+        .sync
+        .committed(&user, outcome.changes, chrono::Utc::now());
     Ok(HttpResponse::Ok().json(IngestResult {
         inserted: outcome.inserted,
         updated: outcome.updated,
         unchanged: outcome.unchanged,
+        epoch,
     }))
 }
 

@@ -106,7 +106,10 @@ pub async fn delete(
     path: web::Path<String>,
 ) -> ApiResult<HttpResponse> {
     let id = path_id("user", &path)?;
+    let user = users::get(state.store.as_ref(), auth.workspace_id, id).await?;
+    let removal = state.sync.removal_of(&user, None).await?;
     let removed = users::delete(state.store.as_ref(), auth.workspace_id, id).await?;
+    state.sync.committed(&user, removal, chrono::Utc::now());
     tracing::info!(user_id = %id, samples = removed, "user deleted");
     Ok(HttpResponse::NoContent().finish())
 }

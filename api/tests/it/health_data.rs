@@ -18,18 +18,19 @@ async fn ingest_is_idempotent_and_updates_changed_values(app: TestApp) {
     let batch = json!([steps(1, 8, 100.0), steps(1, 9, 200.0), steps(1, 10, 300.0)]);
     assert_eq!(
         app.ingest(&user, batch.clone()).await,
-        json!({"inserted": 3, "updated": 0, "unchanged": 0})
+        json!({"inserted": 3, "updated": 0, "unchanged": 0, "epoch": 1})
     );
+    // Nothing changed, so the analytics were not asked to do anything.
     assert_eq!(
         app.ingest(&user, batch).await,
-        json!({"inserted": 0, "updated": 0, "unchanged": 3})
+        json!({"inserted": 0, "updated": 0, "unchanged": 3, "epoch": 0})
     );
 
     // A day's total growing, plus one new sample: one update, one insert, one unchanged.
     let next = json!([steps(1, 8, 100.0), steps(1, 9, 250.0), steps(1, 11, 50.0)]);
     assert_eq!(
         app.ingest(&user, next).await,
-        json!({"inserted": 1, "updated": 1, "unchanged": 1})
+        json!({"inserted": 1, "updated": 1, "unchanged": 1, "epoch": 2})
     );
     let rows = app
         .get_json(&format!("/v1/users/{user}/health?metric=steps"))
@@ -55,7 +56,7 @@ async fn ingest_is_idempotent_and_updates_changed_values(app: TestApp) {
     let dup = json!([steps(2, 8, 1.0), steps(2, 8, 2.0)]);
     assert_eq!(
         app.ingest(&user, dup).await,
-        json!({"inserted": 1, "updated": 0, "unchanged": 0})
+        json!({"inserted": 1, "updated": 0, "unchanged": 0, "epoch": 4})
     );
     let rows = app
         .get_json(&format!(

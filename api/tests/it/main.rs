@@ -3,6 +3,7 @@
 
 mod common;
 
+mod analytics;
 mod auth;
 mod cli;
 mod connections;

@@ -32,6 +32,8 @@ pub struct SyncEnv {
     pub keys: Arc<KeyRing>,
     pub bus: Bus,
     pub http: ProviderHttp,
+    /// Where committed sample changes go for the analytics.
+    pub analytics: crate::analytics::DynSink,
     /// Base of the OAuth callback URL (refresh requests must repeat the redirect URI for some
     /// providers).
     pub public_url: String,
@@ -48,6 +50,52 @@ impl SyncEnv {
             user_id: conn.user_id,
             connection_id: conn.id,
             provider: conn.provider.clone(),
+        }
+    }
+
+    /// Announces changes a transaction committed: to the analytics (returning their epoch) and
+    /// on the bus. Every writer of samples calls this after its commit.
+    pub fn committed(
+        &self,
+        user: &User,
+        changes: Vec<crate::domain::SampleChange>,
+        at: chrono::DateTime<Utc>,
+    ) -> crate::analytics::Epoch {
+        if changes.is_empty() {
+            return 0;
+        }
+        let epoch = self.analytics.apply(&changes);
+        self.bus.publish(BusEvent::SamplesChanged {
+            workspace_id: user.workspace_id,
+            user_id: user.id,
+            changes: Arc::new(changes),
+            at,
+        });
+        epoch
+    }
+
+    /// The user's stored samples (optionally one provider's) as deletions, read before a
+    /// delete commits so the analytics can retract them afterwards.
+    pub async fn removal_of(
+        &self,
+        user: &User,
+        provider: Option<&str>,
+    ) -> Result<Vec<crate::domain::SampleChange>> {
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .scan_samples(Some(user.id), provider, after, 20_000)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                return Ok(out);
+            };
+            after = Some(*last);
+            out.extend(page.into_iter().map(|(_, mut c)| {
+                c.old = c.new.take();
+                c
+            }));
         }
     }
 
@@ -318,14 +366,7 @@ async fn stream_batches(
             .await
         {
             Ok(out) => {
-                if !out.samples.changes.is_empty() {
-                    env.bus.publish(BusEvent::SamplesChanged {
-                        workspace_id: user.workspace_id,
-                        user_id: user.id,
-                        changes: Arc::new(out.samples.changes),
-                        at,
-                    });
-                }
+                env.committed(user, out.samples.changes, at);
             }
             Err(e) => return Ok(RunOutcome::Failed(e.to_string())),
         }

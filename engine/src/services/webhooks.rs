@@ -2,8 +2,6 @@
 //! it asks for onto connections. Notifications for accounts nobody here has connected are
 //! logged and acknowledged, so the provider does not retry them forever.
 
-use std::sync::Arc;
-
 use chrono::Utc;
 
 use crate::bus::BusEvent;
@@ -127,14 +125,7 @@ async fn apply(
                     .store
                     .commit_sync_batch(&user, &conn, None, &batch, now)
                     .await?;
-                if !out.samples.changes.is_empty() {
-                    env.bus.publish(BusEvent::SamplesChanged {
-                        workspace_id: user.workspace_id,
-                        user_id: user.id,
-                        changes: Arc::new(out.samples.changes),
-                        at: now,
-                    });
-                }
+                env.committed(&user, out.samples.changes, now);
             }
             WebhookTarget::Deauthorized { .. } => {
                 let user = env

@@ -21,8 +21,8 @@ use crate::cursor::{Cursor, Limit, Page};
 use crate::domain::{
     ApiKey, ApiKeyId, BatchOutcome, Connection, ConnectionId, ConnectionStatus, DailyValue, Event,
     EventQuery, JobStatus, MetricSummary, NewApiKey, NewConnection, NewSample, NewUser, OAuthState,
-    Sample, SampleQuery, SyncJob, SyncJobId, SyncTrigger, User, UserId, Workspace, WorkspaceId,
-    WriteOutcome,
+    Sample, SampleChange, SampleQuery, SyncJob, SyncJobId, SyncTrigger, User, UserId, Workspace,
+    WorkspaceId, WriteOutcome,
 };
 use crate::error::Result;
 use crate::providers::{Cursors, SyncBatch};
@@ -123,6 +123,16 @@ pub trait Store: Send + Sync + 'static {
         to: Option<NaiveDate>,
     ) -> Result<Vec<DailyGroup>>;
     async fn metric_summaries(&self, user: &User) -> Result<Vec<MetricSummary>>;
+    /// Every stored sample (optionally one user's, optionally one provider's) in id order, as
+    /// insert-changes, a page at a time after `after`: how the analytics hydrate at start-up and
+    /// learn what a deletion removes.
+    async fn scan_samples(
+        &self,
+        user: Option<UserId>,
+        provider: Option<&str>,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(uuid::Uuid, SampleChange)>>;
 
     // Connections.
     /// Creates the user's connection to `new.provider`, or re-activates the existing one with

@@ -744,6 +744,45 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn scan_samples(
+        &self,
+        user: Option<UserId>,
+        provider: Option<&str>,
+        after: Option<uuid::Uuid>,
+        limit: u32,
+    ) -> Result<Vec<(uuid::Uuid, SampleChange)>> {
+        let rows = sqlx::query(
+            "SELECT id, user_id, provider, metric, recorded_at, value, local_date FROM samples
+             WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR provider = $2)
+               AND id > $3
+             ORDER BY id LIMIT $4",
+        )
+        .bind(user)
+        .bind(provider)
+        .bind(after.unwrap_or(uuid::Uuid::nil()))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    SampleChange {
+                        user_id: r.try_get("user_id")?,
+                        provider: r.try_get("provider")?,
+                        metric: r.try_get("metric")?,
+                        recorded_at: r.try_get("recorded_at")?,
+                        old: None,
+                        new: Some(ChangedValue {
+                            value: r.try_get("value")?,
+                            local_date: r.try_get("local_date")?,
+                        }),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     async fn upsert_connection(
         &self,
         user: &User,

@@ -26,6 +26,7 @@ pub struct TestApp {
     /// The running app's providers, bus and key ring.
     pub sync: SyncEnv,
     pub actors: vitasync_actors::SyncHandle,
+    pub analytics: std::sync::Arc<vitasync_dataflow::Analytics>,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -86,6 +87,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
     let store = app.state().store.clone();
     let sync = app.state().sync.clone();
     let actors = app.state().actors.clone();
+    let analytics = app.state().analytics.clone();
     let handle = app.server_handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let (ws, key) = workspaces::create_with_admin_key(
@@ -105,6 +107,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
         config,
         sync,
         actors,
+        analytics,
         handle,
     }
 }

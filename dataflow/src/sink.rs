@@ -1,0 +1,124 @@
+//! The running analytics: the pipeline, the view its outputs accumulate into, hydration from
+//! the store at start-up, and the engine's `AnalyticsSink` port, through which every writer
+//! hands over the changes it committed.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use vitasync_engine::analytics::{AnalyticsSink, Epoch};
+use vitasync_engine::domain::SampleChange;
+use vitasync_engine::store::Store;
+
+use crate::handle::Dataflow;
+use crate::model::{SampleDelta, SampleRow, day_of, metric_key, to_fixed};
+use crate::pipeline::Output;
+use crate::view::View;
+
+/// Rows read from the store per hydration step.
+const HYDRATION_PAGE: u32 = 20_000;
+
+pub struct Analytics {
+    flow: Dataflow,
+    view: Arc<View>,
+}
+
+/// What hydration did.
+#[derive(Debug, Clone, Copy)]
+pub struct Hydrated {
+    pub samples: usize,
+    pub epoch: Epoch,
+    pub seconds: f64,
+}
+
+impl Analytics {
+    /// Starts the pipeline on `workers` threads and the thread that accumulates its output.
+    pub fn start(workers: usize) -> Result<Arc<Self>, String> {
+        let flow = Dataflow::start(workers)?;
+        let view = Arc::new(View::default());
+        let outputs = flow.outputs().clone();
+        let sink = view.clone();
+        std::thread::Builder::new()
+            .name("analytics-view".into())
+            .spawn(move || {
+                for out in outputs {
+                    match out {
+                        Output::Delta(_, d) => sink.apply(d),
+                        Output::Done(e) => sink.done(e),
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Arc::new(Analytics { flow, view }))
+    }
+
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// Feeds every stored sample into the pipeline (before any writer runs), logging progress.
+    pub async fn hydrate(&self, store: &dyn Store) -> vitasync_engine::Result<Hydrated> {
+        let started = Instant::now();
+        let mut after = None;
+        let mut samples = 0;
+        let mut epoch = 0;
+        loop {
+            let page = store
+                .scan_samples(None, None, after, HYDRATION_PAGE)
+                .await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = Some(*last);
+            samples += page.len();
+            let changes: Vec<SampleChange> = page.into_iter().map(|(_, c)| c).collect();
+            epoch = self.apply(&changes);
+            if samples % 200_000 < HYDRATION_PAGE as usize {
+                tracing::info!(samples, "hydrating the analytics");
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(samples, seconds, "analytics hydrated");
+        Ok(Hydrated {
+            samples,
+            epoch,
+            seconds,
+        })
+    }
+}
+
+/// The pipeline rows a committed change retracts and inserts.
+pub fn deltas(changes: &[SampleChange]) -> Vec<SampleDelta> {
+    let mut out = Vec::with_capacity(changes.len() * 2);
+    for c in changes {
+        let Some(metric) = metric_key(&c.metric) else {
+            continue;
+        };
+        let row = |v: &vitasync_engine::domain::ChangedValue| SampleRow {
+            user: c.user_id.as_u128(),
+            metric,
+            day: day_of(v.local_date),
+            provider: c.provider.clone(),
+            recorded_at: c.recorded_at.timestamp_micros(),
+            value: to_fixed(v.value),
+        };
+        if let Some(old) = &c.old {
+            out.push(SampleDelta {
+                row: row(old),
+                diff: -1,
+            });
+        }
+        if let Some(new) = &c.new {
+            out.push(SampleDelta {
+                row: row(new),
+                diff: 1,
+            });
+        }
+    }
+    out
+}
+
+impl AnalyticsSink for Analytics {
+    fn apply(&self, changes: &[SampleChange]) -> Epoch {
+        self.flow.apply(deltas(changes))
+    }
+}
