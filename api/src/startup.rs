@@ -109,6 +109,7 @@ impl Application {
             .hydrate(store.as_ref())
             .await
             .context("hydrating the analytics")?;
+        analytics.spawn_materializer(store.clone());
         let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
         let sync = SyncEnv {
             store: store.clone(),

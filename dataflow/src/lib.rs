@@ -12,6 +12,7 @@
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
+//! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes.
 //! - [`view`]: the outputs accumulated and consolidated, with the epoch they reflect.
 //! - [`sink`]: `Analytics` — pipeline + view + hydration from the store, behind the engine's
 //!   `AnalyticsSink` port.
@@ -20,6 +21,7 @@
 
 pub mod corr;
 pub mod handle;
+pub mod materialize;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;

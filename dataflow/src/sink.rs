@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use vitasync_engine::analytics::{AnalyticsSink, Epoch};
 use vitasync_engine::domain::SampleChange;
-use vitasync_engine::store::Store;
+use vitasync_engine::store::{DynStore, Store};
 
 use crate::handle::Dataflow;
 use crate::model::{SampleDelta, SampleRow, day_of, metric_key, to_fixed};
@@ -20,6 +20,10 @@ const HYDRATION_PAGE: u32 = 20_000;
 pub struct Analytics {
     flow: Dataflow,
     view: Arc<View>,
+    /// The epoch the view reflects (advanced by the view thread).
+    viewed: tokio::sync::watch::Receiver<Epoch>,
+    /// The epoch the analytics tables reflect (advanced by the materializer).
+    materialized: tokio::sync::watch::Sender<Epoch>,
 }
 
 /// What hydration did.
@@ -37,22 +41,82 @@ impl Analytics {
         let view = Arc::new(View::default());
         let outputs = flow.outputs().clone();
         let sink = view.clone();
+        let (viewed_tx, viewed) = tokio::sync::watch::channel(0);
         std::thread::Builder::new()
             .name("analytics-view".into())
             .spawn(move || {
                 for out in outputs {
                     match out {
                         Output::Delta(_, d) => sink.apply(d),
-                        Output::Done(e) => sink.done(e),
+                        Output::Done(e) => {
+                            sink.done(e);
+                            viewed_tx.send_replace(e);
+                        }
                     }
                 }
             })
             .map_err(|e| e.to_string())?;
-        Ok(Arc::new(Analytics { flow, view }))
+        Ok(Arc::new(Analytics {
+            flow,
+            view,
+            viewed,
+            materialized: tokio::sync::watch::channel(0).0,
+        }))
     }
 
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// The epoch the analytics tables reflect; readers wait on it for their own writes.
+    pub fn materialized(&self) -> tokio::sync::watch::Receiver<Epoch> {
+        self.materialized.subscribe()
+    }
+
+    /// Starts the materializer: whenever the view advances, the rows of the keys that changed
+    /// are written to the analytics tables in one transaction, then the materialised epoch
+    /// advances. The first flush replaces every table's contents (hydration recomputed them).
+    /// A failed flush is retried with the view's newer state; the epoch only advances once the
+    /// rows are stored.
+    pub fn spawn_materializer(self: &Arc<Self>, store: DynStore) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut viewed = me.viewed.clone();
+            let mut first = true;
+            let mut backoff = std::time::Duration::from_millis(100);
+            let mut carried: Vec<vitasync_engine::analytics::AnalyticsWrite> = Vec::new();
+            loop {
+                let (epoch, writes) = me.view.take_dirty(|epoch, dirty, rows| {
+                    (epoch, crate::materialize::writes(&dirty, rows))
+                });
+                // Writes of a failed flush are re-sent first; newer writes for the same keys
+                // come after them and win.
+                let mut batch = std::mem::take(&mut carried);
+                batch.extend(writes);
+                if !batch.is_empty() || first {
+                    match store.apply_analytics(&batch, first).await {
+                        Ok(()) => {
+                            first = false;
+                            backoff = std::time::Duration::from_millis(100);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "materializing analytics failed; retrying");
+                            carried = batch;
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                            continue;
+                        }
+                    }
+                }
+                me.materialized.send_replace(epoch);
+                if viewed.borrow_and_update().to_owned() > epoch {
+                    continue;
+                }
+                if viewed.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
     }
 
     /// Feeds every stored sample into the pipeline (before any writer runs), logging progress.

@@ -11,16 +11,28 @@ use crate::oracle::Analytics;
 use crate::pipeline::Epoch;
 
 /// Row multiplicities per key; consolidated when read.
-type Acc<K, V> = BTreeMap<K, BTreeMap<V, isize>>;
+pub(crate) type Acc<K, V> = BTreeMap<K, BTreeMap<V, isize>>;
 
 #[derive(Default)]
-struct Rows {
+pub struct Rows {
     daily: Acc<(u128, u16, i32), crate::model::Daily>,
-    baselines: Acc<(u128, u16, u32), crate::model::Baseline>,
-    anomalies: Acc<(u128, u16, i32), crate::model::Anomaly>,
-    correlations: Acc<(u128, u16, u16, u8), crate::model::Correlation>,
-    scores: Acc<(u128, i32), crate::model::Scores>,
-    records: Acc<(u128, u16), crate::model::Record>,
+    pub(crate) baselines: Acc<(u128, u16, u32), crate::model::Baseline>,
+    pub(crate) anomalies: Acc<(u128, u16, i32), crate::model::Anomaly>,
+    pub(crate) correlations: Acc<(u128, u16, u16, u8), crate::model::Correlation>,
+    pub(crate) scores: Acc<(u128, i32), crate::model::Scores>,
+    pub(crate) records: Acc<(u128, u16), crate::model::Record>,
+}
+
+/// The live row of `key`, if any.
+pub(crate) fn live<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Option<&'a V> {
+    acc.get(key)?.iter().find(|(_, n)| **n > 0).map(|(v, _)| v)
+}
+
+/// Every live row of `key` (anomalies: one per method).
+pub(crate) fn live_all<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Vec<&'a V> {
+    acc.get(key)
+        .map(|vs| vs.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).collect())
+        .unwrap_or_default()
 }
 
 fn add<K: Ord, V: Ord>(acc: &mut Acc<K, V>, k: K, v: V, diff: isize) {
@@ -46,10 +58,24 @@ fn single<K: Ord + Clone, V: Clone>(acc: &Acc<K, V>) -> BTreeMap<K, V> {
         .collect()
 }
 
+/// Keys whose rows changed since the materializer last took them.
+#[derive(Default)]
+pub struct Dirty {
+    pub baselines: std::collections::BTreeSet<(u128, u16, u32)>,
+    pub anomalies: std::collections::BTreeSet<(u128, u16, i32)>,
+    pub correlations: std::collections::BTreeSet<(u128, u16, u16, u8)>,
+    pub scores: std::collections::BTreeSet<(u128, i32)>,
+    pub records: std::collections::BTreeSet<(u128, u16)>,
+}
+
 #[derive(Default)]
 struct State {
     rows: Rows,
     epoch: Epoch,
+    /// Deltas of the epoch in progress: applied together when it completes, so readers only
+    /// ever see whole epochs.
+    pending: Vec<OutputDelta>,
+    dirty: Dirty,
 }
 
 #[derive(Default)]
@@ -60,8 +86,39 @@ pub struct View {
 
 impl View {
     pub fn apply(&self, d: OutputDelta) {
-        let mut s = self.state.lock().expect("view lock");
+        self.state.lock().expect("view lock").pending.push(d);
+    }
+
+    fn apply_now(s: &mut State, d: OutputDelta) {
         let r = &mut s.rows;
+        let dirty = &mut s.dirty;
+        match &d {
+            OutputDelta::Daily { .. } => {}
+            OutputDelta::Baseline {
+                user,
+                metric,
+                window,
+                ..
+            } => {
+                dirty.baselines.insert((*user, *metric, *window));
+            }
+            OutputDelta::Anomaly {
+                user, metric, day, ..
+            } => {
+                dirty.anomalies.insert((*user, *metric, *day));
+            }
+            OutputDelta::Correlation {
+                user, a, b, lag, ..
+            } => {
+                dirty.correlations.insert((*user, *a, *b, *lag));
+            }
+            OutputDelta::Scores { user, day, .. } => {
+                dirty.scores.insert((*user, *day));
+            }
+            OutputDelta::Record { user, metric, .. } => {
+                dirty.records.insert((*user, *metric));
+            }
+        }
         match d {
             OutputDelta::Daily {
                 user,
@@ -107,9 +164,13 @@ impl View {
         }
     }
 
-    /// Every delta up to `epoch` has been applied.
+    /// Every delta up to `epoch` has arrived: apply them as one step.
     pub fn done(&self, epoch: Epoch) {
         let mut s = self.state.lock().expect("view lock");
+        let pending = std::mem::take(&mut s.pending);
+        for d in pending {
+            Self::apply_now(&mut s, d);
+        }
         let r = &mut s.rows;
         tidy(&mut r.daily);
         tidy(&mut r.baselines);
@@ -136,10 +197,15 @@ impl View {
         s.epoch >= epoch
     }
 
-    /// The analytics as of the current epoch, in the oracle's shape.
-    pub fn snapshot(&self) -> (Epoch, Analytics) {
-        let s = self.state.lock().expect("view lock");
-        let r = &s.rows;
+    /// The keys changed since the last call, with the epoch the view reflects and read access
+    /// to the rows (under the view's lock, so the rows match the epoch).
+    pub fn take_dirty<T>(&self, f: impl FnOnce(Epoch, Dirty, &Rows) -> T) -> T {
+        let mut s = self.state.lock().expect("view lock");
+        let dirty = std::mem::take(&mut s.dirty);
+        f(s.epoch, dirty, &s.rows)
+    }
+
+    fn analytics_of(r: &Rows) -> Analytics {
         let anomalies = r
             .anomalies
             .iter()
@@ -152,16 +218,19 @@ impl View {
                 (!live.is_empty()).then_some((*k, live))
             })
             .collect();
-        (
-            s.epoch,
-            Analytics {
-                daily: single(&r.daily),
-                baselines: single(&r.baselines),
-                anomalies,
-                correlations: single(&r.correlations),
-                scores: single(&r.scores),
-                records: single(&r.records),
-            },
-        )
+        Analytics {
+            daily: single(&r.daily),
+            baselines: single(&r.baselines),
+            anomalies,
+            correlations: single(&r.correlations),
+            scores: single(&r.scores),
+            records: single(&r.records),
+        }
+    }
+
+    /// The analytics as of the current epoch, in the oracle's shape.
+    pub fn snapshot(&self) -> (Epoch, Analytics) {
+        let s = self.state.lock().expect("view lock");
+        (s.epoch, Self::analytics_of(&s.rows))
     }
 }

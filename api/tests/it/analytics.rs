@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use vitasync_dataflow::model::SampleRow;
-use vitasync_dataflow::oracle;
 use vitasync_dataflow::sink::deltas;
+use vitasync_dataflow::{materialize, oracle};
+use vitasync_engine::analytics::AnalyticsTable;
 
 use crate::common::{TestApp, start};
 use crate::on_both_backends;
@@ -32,6 +33,84 @@ async fn stored_rows(app: &TestApp) -> Vec<SampleRow> {
     }
 }
 
+/// What each analytics table must hold for `user`, from the oracle, as sorted JSON texts.
+fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Vec<String>)> {
+    let mut baselines = Vec::new();
+    for ((u, m, w), b) in &a.baselines {
+        if *u == user {
+            baselines.push(materialize::baseline_body(*m, *w, b));
+        }
+    }
+    let mut anomalies = Vec::new();
+    for ((u, m, d), found) in &a.anomalies {
+        if *u == user {
+            for x in found {
+                let id = materialize::anomaly_id(*u, *m, *d, x.method);
+                let mut body = materialize::anomaly_body(id, *m, *d, x);
+                body["status"] = json!("open");
+                anomalies.push(body);
+            }
+        }
+    }
+    let mut correlations = Vec::new();
+    for ((u, x, y, lag), c) in &a.correlations {
+        if *u == user {
+            correlations.push(materialize::correlation_body(*x, *y, *lag, c));
+        }
+    }
+    let mut scores = Vec::new();
+    for ((u, d), sc) in &a.scores {
+        if *u == user {
+            scores.push(materialize::score_body(*d, sc));
+        }
+    }
+    let mut records = Vec::new();
+    for ((u, m), r) in &a.records {
+        if *u == user {
+            records.push(materialize::record_body(*m, r));
+        }
+    }
+    let texts = |v: Vec<serde_json::Value>| {
+        let mut t: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        t.sort();
+        t
+    };
+    vec![
+        (AnalyticsTable::Baselines, texts(baselines)),
+        (AnalyticsTable::Anomalies, texts(anomalies)),
+        (AnalyticsTable::Correlations, texts(correlations)),
+        (AnalyticsTable::Scores, texts(scores)),
+        (AnalyticsTable::Records, texts(records)),
+    ]
+}
+
+/// Waits until the tables reflect everything handed over so far, then compares every table of
+/// `user` with the oracle over the store's contents.
+async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::User) {
+    let barrier = vitasync_engine::analytics::AnalyticsSink::apply(app.analytics.as_ref(), &[]);
+    let mut materialized = app.analytics.materialized();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        materialized.wait_for(|e| *e >= barrier),
+    )
+    .await
+    .expect("the tables catch up")
+    .unwrap();
+    let expected = oracle::compute(&stored_rows(app).await);
+    for (table, want) in expected_tables(&expected, u.id.as_u128()) {
+        let mut got: Vec<String> = app
+            .store
+            .analytics_rows(u, table)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| v.to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{table:?}");
+    }
+}
+
 /// Waits until the view includes everything handed over so far, then compares it with the
 /// oracle over the store's contents.
 async fn assert_view_matches_store(app: &TestApp) {
@@ -52,8 +131,17 @@ fn rhr(day: u32, bpm: f64) -> serde_json::Value {
            "recorded_at": format!("2024-03-{day:02}T06:00:00Z")})
 }
 
+async fn load_user(app: &TestApp, id: &str) -> vitasync_engine::domain::User {
+    app.store
+        .user(app.workspace_id.parse().unwrap(), id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn writes_reach_the_analytics(app: TestApp) {
     let user = app.create_user("a-1", Some("Europe/Berlin")).await;
+    let u1 = load_user(&app, &user).await;
     let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
     let first = app.ingest(&user, json!(calm)).await;
     let e1 = first["epoch"].as_u64().unwrap();
@@ -75,6 +163,7 @@ async fn writes_reach_the_analytics(app: TestApp) {
         .collect();
     assert!(methods.contains(&"rhr_elevation"), "{methods:?}");
     assert_view_matches_store(&app).await;
+    assert_tables_match_store(&app, &u1).await;
 
     // An unchanged re-send is not a change: no new epoch.
     let again = app.ingest(&user, json!([rhr(22, 67.0)])).await;
@@ -91,12 +180,15 @@ async fn writes_reach_the_analytics(app: TestApp) {
             .any(|a| a.method.as_str() == "rhr_elevation"),
         "the correction removed the sustained elevation"
     );
+    assert_tables_match_store(&app, &u1).await;
 
     // Synced data (the demo device) and a deletion go through the same path.
     let other = app.create_user("a-2", None).await;
+    let u2 = load_user(&app, &other).await;
     let (conn, job) = app.connect_demo(&other, 14).await;
     app.wait_job(&job, 60).await;
     assert_view_matches_store(&app).await;
+    assert_tables_match_store(&app, &u2).await;
     let res = app
         .delete(&format!(
             "/v1/users/{other}/connections/{conn}?delete_data=true"
@@ -104,6 +196,7 @@ async fn writes_reach_the_analytics(app: TestApp) {
         .await;
     assert_eq!(res.status(), reqwest::StatusCode::OK);
     assert_view_matches_store(&app).await;
+    assert_tables_match_store(&app, &u2).await;
     let res = app.delete(&format!("/v1/users/{user}")).await;
     assert_eq!(res.status(), reqwest::StatusCode::NO_CONTENT);
     assert_view_matches_store(&app).await;
@@ -116,6 +209,7 @@ async fn writes_reach_the_analytics(app: TestApp) {
 
 async fn a_restart_hydrates_from_the_store(app: TestApp) {
     let user = app.create_user("h-1", None).await;
+    let u = load_user(&app, &user).await;
     let (_, job) = app.connect_demo(&user, 30).await;
     app.wait_job(&job, 60).await;
     assert_view_matches_store(&app).await;
@@ -125,6 +219,7 @@ async fn a_restart_hydrates_from_the_store(app: TestApp) {
     assert_view_matches_store(&app).await;
     let (_, after) = app.analytics.view().snapshot();
     assert_eq!(before, after, "hydration rebuilds the same analytics");
+    assert_tables_match_store(&app, &u).await;
     assert!(!after.scores.is_empty() && !after.correlations.is_empty());
 }
 

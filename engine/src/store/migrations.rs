@@ -39,6 +39,11 @@ const SQLITE: &[Embedded] = &[
         "oauth",
         include_str!("../../../migrations/sqlite/0003_oauth.sql"),
     ),
+    (
+        4,
+        "analytics",
+        include_str!("../../../migrations/sqlite/0004_analytics.sql"),
+    ),
 ];
 const POSTGRES: &[Embedded] = &[
     (
@@ -55,6 +60,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "oauth",
         include_str!("../../../migrations/postgres/0003_oauth.sql"),
+    ),
+    (
+        4,
+        "analytics",
+        include_str!("../../../migrations/postgres/0004_analytics.sql"),
     ),
 ];
 

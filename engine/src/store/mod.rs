@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::analytics::{AnalyticsTable, AnalyticsWrite};
 use crate::catalogue;
 use crate::config::{Config, StoreUrl};
 use crate::cursor::{Cursor, Limit, Page};
@@ -229,6 +230,19 @@ pub trait Store: Send + Sync + 'static {
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<Event>>;
+
+    // Materialised analytics.
+    /// Applies one flush of the materializer in one transaction. With `replace_all`, every
+    /// existing analytics row is removed first (the first flush after a start-up, whose
+    /// hydration recomputed everything).
+    async fn apply_analytics(&self, writes: &[AnalyticsWrite], replace_all: bool) -> Result<()>;
+    /// One user's rows of a materialised table (anomalies carry their `status`, `open` unless
+    /// acknowledged or dismissed).
+    async fn analytics_rows(
+        &self,
+        user: &User,
+        table: AnalyticsTable,
+    ) -> Result<Vec<serde_json::Value>>;
 
     // OAuth states.
     async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()>;

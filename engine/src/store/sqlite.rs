@@ -15,6 +15,7 @@ use sqlx::{Row, SqlitePool};
 
 use super::migrations::latest_version;
 use super::{Backend, DailyGroup, Store, migrations_for};
+use crate::analytics::{AnalyticsTable, AnalyticsWrite};
 use crate::cursor::{Cursor, Limit, Page};
 use crate::domain::{
     ApiKey, ApiKeyId, BatchOutcome, ChangedValue, Connection, ConnectionId, ConnectionStatus,
@@ -724,6 +725,12 @@ impl Store for SqliteStore {
             .rows_affected();
         for table in [
             "DELETE FROM events WHERE user_id = $1",
+            "DELETE FROM analytics_baselines WHERE user_id = $1",
+            "DELETE FROM analytics_anomalies WHERE user_id = $1",
+            "DELETE FROM anomaly_status WHERE user_id = $1",
+            "DELETE FROM analytics_correlations WHERE user_id = $1",
+            "DELETE FROM health_scores WHERE user_id = $1",
+            "DELETE FROM personal_records WHERE user_id = $1",
             "DELETE FROM sync_jobs WHERE user_id = $1",
             "DELETE FROM connections WHERE user_id = $1",
         ] {
@@ -1305,6 +1312,215 @@ impl Store for SqliteStore {
             at: e.started_at,
             id: e.id,
         }))
+    }
+
+    async fn apply_analytics(&self, writes: &[AnalyticsWrite], replace_all: bool) -> Result<()> {
+        let now = micros(Utc::now());
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        if replace_all {
+            for table in [
+                "DELETE FROM analytics_baselines",
+                "DELETE FROM analytics_anomalies",
+                "DELETE FROM analytics_correlations",
+                "DELETE FROM health_scores",
+                "DELETE FROM personal_records",
+            ] {
+                sqlx::query(table).execute(&mut *tx).await?;
+            }
+        }
+        for w in writes {
+            match w {
+                AnalyticsWrite::Baseline {
+                    user_id,
+                    metric,
+                    window_days,
+                    put: Some((as_of, body)),
+                } => {
+                    sqlx::query(
+                        "INSERT INTO analytics_baselines (user_id, metric, window_days, as_of_date, body, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6)
+                         ON CONFLICT (user_id, metric, window_days) DO UPDATE SET
+                            as_of_date = excluded.as_of_date, body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(user_id)
+                    .bind(metric)
+                    .bind(*window_days as i32)
+                    .bind(date_text(*as_of))
+                    .bind(body.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Baseline {
+                    user_id,
+                    metric,
+                    window_days,
+                    put: None,
+                } => {
+                    sqlx::query(
+                        "DELETE FROM analytics_baselines WHERE user_id = $1 AND metric = $2 AND window_days = $3",
+                    )
+                    .bind(user_id)
+                    .bind(metric)
+                    .bind(*window_days as i32)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Anomaly {
+                    id,
+                    user_id,
+                    put: Some(a),
+                } => {
+                    sqlx::query(
+                        "INSERT INTO analytics_anomalies (id, user_id, metric, date, method, severity, body, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (id) DO UPDATE SET
+                            severity = excluded.severity, body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(id)
+                    .bind(user_id)
+                    .bind(&a.metric)
+                    .bind(date_text(a.date))
+                    .bind(&a.method)
+                    .bind(&a.severity)
+                    .bind(a.body.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Anomaly { id, put: None, .. } => {
+                    sqlx::query("DELETE FROM analytics_anomalies WHERE id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AnalyticsWrite::Correlation {
+                    user_id,
+                    metric_a,
+                    metric_b,
+                    lag_days,
+                    put: Some((abs_r, body)),
+                } => {
+                    sqlx::query(
+                        "INSERT INTO analytics_correlations (user_id, metric_a, metric_b, lag_days, abs_r, body, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (user_id, metric_a, metric_b, lag_days) DO UPDATE SET
+                            abs_r = excluded.abs_r, body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(user_id)
+                    .bind(metric_a)
+                    .bind(metric_b)
+                    .bind(i32::from(*lag_days))
+                    .bind(*abs_r)
+                    .bind(body.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Correlation {
+                    user_id,
+                    metric_a,
+                    metric_b,
+                    lag_days,
+                    put: None,
+                } => {
+                    sqlx::query(
+                        "DELETE FROM analytics_correlations
+                         WHERE user_id = $1 AND metric_a = $2 AND metric_b = $3 AND lag_days = $4",
+                    )
+                    .bind(user_id)
+                    .bind(metric_a)
+                    .bind(metric_b)
+                    .bind(i32::from(*lag_days))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Score {
+                    user_id,
+                    date,
+                    put: Some(body),
+                } => {
+                    sqlx::query(
+                        "INSERT INTO health_scores (user_id, date, body, updated_at) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT (user_id, date) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(user_id)
+                    .bind(date_text(*date))
+                    .bind(body.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Score {
+                    user_id,
+                    date,
+                    put: None,
+                } => {
+                    sqlx::query("DELETE FROM health_scores WHERE user_id = $1 AND date = $2")
+                        .bind(user_id)
+                        .bind(date_text(*date))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                AnalyticsWrite::Record {
+                    user_id,
+                    metric,
+                    kind,
+                    put: Some(body),
+                } => {
+                    sqlx::query(
+                        "INSERT INTO personal_records (user_id, metric, kind, body, updated_at) VALUES ($1, $2, $3, $4, $5)
+                         ON CONFLICT (user_id, metric, kind) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                    )
+                    .bind(user_id)
+                    .bind(metric)
+                    .bind(kind)
+                    .bind(body.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                AnalyticsWrite::Record {
+                    user_id,
+                    metric,
+                    kind,
+                    put: None,
+                } => {
+                    sqlx::query(
+                        "DELETE FROM personal_records WHERE user_id = $1 AND metric = $2 AND kind = $3",
+                    )
+                    .bind(user_id)
+                    .bind(metric)
+                    .bind(kind)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn analytics_rows(
+        &self,
+        user: &User,
+        table: AnalyticsTable,
+    ) -> Result<Vec<serde_json::Value>> {
+        let rows = sqlx::query(table.select())
+            .bind(user.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let mut body = json(r.try_get::<&str, _>("body")?)?;
+                if table == AnalyticsTable::Anomalies {
+                    let status: Option<String> = r.try_get("status")?;
+                    body["status"] =
+                        serde_json::Value::String(status.unwrap_or_else(|| "open".into()));
+                }
+                Ok(body)
+            })
+            .collect()
     }
 
     async fn insert_oauth_state(&self, st: &OAuthState) -> Result<()> {
