@@ -45,6 +45,14 @@ use crate::routes;
         routes::connections::job,
         routes::connections::jobs,
         routes::connections::events,
+        routes::analytics::baselines,
+        routes::analytics::anomalies,
+        routes::analytics::acknowledge,
+        routes::analytics::dismiss,
+        routes::analytics::correlations,
+        routes::analytics::scores,
+        routes::analytics::latest_scores,
+        routes::analytics::records,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -56,6 +64,7 @@ use crate::routes;
         (name = "api-keys", description = "API keys (admin scope)."),
         (name = "providers", description = "Wearable providers and their webhooks."),
         (name = "connections", description = "Provider connections, OAuth, sync jobs and events."),
+        (name = "analytics", description = "Materialised analytics: baselines, anomalies, correlations, scores, records."),
     )
 )]
 pub struct ApiDoc;

@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource. `configure` mounts them all.
 
+pub mod analytics;
 pub mod api_keys;
 pub mod connections;
 pub mod health_data;
@@ -95,5 +96,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(connections::sync)
         .service(connections::job)
         .service(connections::jobs)
-        .service(connections::events);
+        .service(connections::events)
+        .service(analytics::baselines)
+        .service(analytics::anomalies)
+        .service(analytics::acknowledge)
+        .service(analytics::dismiss)
+        .service(analytics::correlations)
+        .service(analytics::latest_scores)
+        .service(analytics::scores)
+        .service(analytics::records);
 }

@@ -91,6 +91,20 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/sync-jobs/{job_id}", "get"),
         ("/v1/users/{user_id}/sync-jobs", "get"),
         ("/v1/users/{user_id}/events", "get"),
+        ("/v1/users/{user_id}/analytics/baselines", "get"),
+        ("/v1/users/{user_id}/analytics/anomalies", "get"),
+        (
+            "/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/acknowledge",
+            "post",
+        ),
+        (
+            "/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/dismiss",
+            "post",
+        ),
+        ("/v1/users/{user_id}/analytics/correlations", "get"),
+        ("/v1/users/{user_id}/analytics/scores", "get"),
+        ("/v1/users/{user_id}/analytics/scores/latest", "get"),
+        ("/v1/users/{user_id}/analytics/records", "get"),
     ];
     for (path, method) in expected {
         let op = &paths[path][method];
@@ -120,7 +134,7 @@ async fn openapi_describes_every_route(app: TestApp) {
     }
     assert_eq!(
         paths.len(),
-        24,
+        32,
         "a route was added without updating this test: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

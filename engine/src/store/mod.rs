@@ -236,6 +236,15 @@ pub trait Store: Send + Sync + 'static {
     /// existing analytics row is removed first (the first flush after a start-up, whose
     /// hydration recomputed everything).
     async fn apply_analytics(&self, writes: &[AnalyticsWrite], replace_all: bool) -> Result<()>;
+    /// Records the user's verdict on one of their anomalies (`acknowledged` or `dismissed`);
+    /// false when the user has no such anomaly.
+    async fn set_anomaly_status(
+        &self,
+        user: &User,
+        anomaly_id: uuid::Uuid,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
     /// One user's rows of a materialised table (anomalies carry their `status`, `open` unless
     /// acknowledged or dismissed).
     async fn analytics_rows(

@@ -1501,6 +1501,35 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn set_anomaly_status(
+        &self,
+        user: &User,
+        anomaly_id: uuid::Uuid,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let exists: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM analytics_anomalies WHERE id = $1 AND user_id = $2")
+                .bind(anomaly_id)
+                .bind(user.id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO anomaly_status (anomaly_id, user_id, status, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (anomaly_id) DO UPDATE SET status = excluded.status, updated_at = excluded.updated_at",
+        )
+        .bind(anomaly_id)
+        .bind(user.id)
+        .bind(status)
+        .bind(micros(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(true)
+    }
+
     async fn analytics_rows(
         &self,
         user: &User,

@@ -1,0 +1,402 @@
+//! A user's analytics, read from the materialised tables (nothing is computed per request).
+//! Every response says the epoch it reflects; `min_epoch` waits (up to a few seconds, then
+//! 503 with `Retry-After`) until the tables include a given write, so a client can read its
+//! own writes.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, get, post, web};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use vitasync_engine::Error;
+use vitasync_engine::analytics::AnalyticsTable;
+use vitasync_engine::domain::User;
+
+use crate::auth::{Authed, Read, Write};
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{ValidQuery, path_id};
+use crate::routes::path_user;
+use crate::state::AppState;
+
+/// How long a read waits for `min_epoch` before answering 503.
+const FRESHNESS_WAIT: Duration = Duration::from_secs(5);
+
+/// `{"data": [...], "epoch": N}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AnalyticsList {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<Value>,
+    /// The analytics epoch these rows reflect.
+    pub epoch: u64,
+}
+
+/// Waits until the tables reflect `min_epoch`; returns the epoch they reflect.
+async fn fresh(state: &AppState, min_epoch: Option<u64>) -> Result<u64, ApiResponse> {
+    let mut rx = state.analytics.materialized();
+    let Some(min) = min_epoch else {
+        return Ok(*rx.borrow());
+    };
+    match tokio::time::timeout(FRESHNESS_WAIT, rx.wait_for(|e| *e >= min)).await {
+        Ok(Ok(e)) => Ok(*e),
+        _ => Err(ApiResponse(
+            HttpResponse::ServiceUnavailable()
+                .insert_header(("Retry-After", "1"))
+                .json(ErrorBody::new(
+                    "not_ready",
+                    format!("the analytics have not reached epoch {min} yet; retry shortly"),
+                )),
+        )),
+    }
+}
+
+/// A finished response that short-circuits a handler.
+pub struct ApiResponse(HttpResponse);
+
+async fn rows(state: &AppState, user: &User, table: AnalyticsTable) -> Result<Vec<Value>, Error> {
+    state.store.analytics_rows(user, table).await
+}
+
+fn text<'a>(v: &'a Value, field: &str) -> &'a str {
+    v[field].as_str().unwrap_or_default()
+}
+
+fn check_metric(field: &'static str, metric: Option<&str>) -> Result<(), Error> {
+    match metric {
+        Some(m) if vitasync_engine::catalogue::metric(m).is_none() => {
+            Err(Error::invalid(field, format!("unknown metric '{m}'")))
+        }
+        _ => Ok(()),
+    }
+}
+
+macro_rules! fresh_or_return {
+    ($state:expr, $min:expr) => {
+        match fresh(&$state, $min).await {
+            Ok(e) => e,
+            Err(ApiResponse(r)) => return Ok(r),
+        }
+    };
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct BaselineQuery {
+    pub metric: Option<String>,
+    /// 28 or 90.
+    pub window: Option<u32>,
+    /// Wait until the analytics include this epoch (from a write's response).
+    pub min_epoch: Option<u64>,
+}
+
+/// Baselines per metric over the 28 and 90 dates ending at the latest date with data.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/baselines", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), BaselineQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/baselines")]
+pub async fn baselines(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<BaselineQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let q = q.0;
+    check_metric("metric", q.metric.as_deref())?;
+    if let Some(w) = q.window
+        && w != 28
+        && w != 90
+    {
+        return Err(Error::invalid("window", "must be 28 or 90").into());
+    }
+    let epoch = fresh_or_return!(state, q.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Baselines)
+        .await?
+        .into_iter()
+        .filter(|b| q.metric.as_deref().is_none_or(|m| text(b, "metric") == m))
+        .filter(|b| q.window.is_none_or(|w| b["window_days"] == w))
+        .collect();
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AnomalyQuery {
+    pub metric: Option<String>,
+    /// zscore, iqr, clinical or rhr_elevation.
+    pub method: Option<String>,
+    /// info, warning or critical.
+    pub severity: Option<String>,
+    /// open, acknowledged or dismissed.
+    pub status: Option<String>,
+    /// First date (YYYY-MM-DD), inclusive.
+    pub from: Option<String>,
+    /// Last date (YYYY-MM-DD), inclusive.
+    pub to: Option<String>,
+    pub min_epoch: Option<u64>,
+}
+
+fn one_of(field: &'static str, v: Option<&str>, allowed: &[&str]) -> Result<(), Error> {
+    match v {
+        Some(x) if !allowed.contains(&x) => Err(Error::invalid(
+            field,
+            format!("must be one of {}", allowed.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Anomalies, newest first.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/anomalies", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), AnomalyQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/anomalies")]
+pub async fn anomalies(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<AnomalyQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let q = q.0;
+    check_metric("metric", q.metric.as_deref())?;
+    one_of(
+        "method",
+        q.method.as_deref(),
+        &["zscore", "iqr", "clinical", "rhr_elevation"],
+    )?;
+    one_of(
+        "severity",
+        q.severity.as_deref(),
+        &["info", "warning", "critical"],
+    )?;
+    one_of(
+        "status",
+        q.status.as_deref(),
+        &["open", "acknowledged", "dismissed"],
+    )?;
+    let from = q
+        .from
+        .as_deref()
+        .map(|s| vitasync_engine::time::parse_date("from", s))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .map(|s| vitasync_engine::time::parse_date("to", s))
+            .transpose()?;
+    let epoch = fresh_or_return!(state, q.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Anomalies)
+        .await?
+        .into_iter()
+        .filter(|a| q.metric.as_deref().is_none_or(|m| text(a, "metric") == m))
+        .filter(|a| q.method.as_deref().is_none_or(|m| text(a, "method") == m))
+        .filter(|a| {
+            q.severity
+                .as_deref()
+                .is_none_or(|m| text(a, "severity") == m)
+        })
+        .filter(|a| q.status.as_deref().is_none_or(|m| text(a, "status") == m))
+        .filter(|a| from.is_none_or(|f| text(a, "date") >= f.to_string().as_str()))
+        .filter(|a| to.is_none_or(|t| text(a, "date") <= t.to_string().as_str()))
+        .collect();
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+async fn set_status(
+    state: &AppState,
+    auth: &Authed<Write>,
+    path: &(String, String),
+    status: &str,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(state, auth, &path.0).await?;
+    let id = path_id("anomaly", &path.1)?;
+    if !state
+        .store
+        .set_anomaly_status(&user, id, status, chrono::Utc::now())
+        .await?
+    {
+        return Err(Error::NotFound("anomaly").into());
+    }
+    let found = rows(state, &user, AnalyticsTable::Anomalies)
+        .await?
+        .into_iter()
+        .find(|a| text(a, "id") == id.to_string())
+        .ok_or(Error::NotFound("anomaly"))?;
+    Ok(HttpResponse::Ok().json(found))
+}
+
+/// Marks an anomaly acknowledged (kept across recomputation).
+#[utoipa::path(post, path = "/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/acknowledge", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), ("anomaly_id" = uuid::Uuid, Path)),
+    request_body(content = Object, description = "empty"),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[post("/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/acknowledge")]
+pub async fn acknowledge(
+    auth: Authed<Write>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    set_status(&state, &auth, &path, "acknowledged").await
+}
+
+/// Marks an anomaly dismissed (kept across recomputation).
+#[utoipa::path(post, path = "/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/dismiss", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), ("anomaly_id" = uuid::Uuid, Path)),
+    request_body(content = Object, description = "empty"),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+#[post("/v1/users/{user_id}/analytics/anomalies/{anomaly_id}/dismiss")]
+pub async fn dismiss(
+    auth: Authed<Write>,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> ApiResult<HttpResponse> {
+    set_status(&state, &auth, &path, "dismissed").await
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CorrelationQuery {
+    /// weak, moderate, strong or very_strong: that strength or stronger.
+    pub min_strength: Option<String>,
+    /// 0 or 1.
+    pub lag: Option<u8>,
+    /// Only pairs involving this metric.
+    pub metric: Option<String>,
+    pub min_epoch: Option<u64>,
+}
+
+const STRENGTHS: [&str; 4] = ["weak", "moderate", "strong", "very_strong"];
+
+/// Significant correlations, strongest first.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/correlations", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), CorrelationQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/correlations")]
+pub async fn correlations(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<CorrelationQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let q = q.0;
+    check_metric("metric", q.metric.as_deref())?;
+    one_of("min_strength", q.min_strength.as_deref(), &STRENGTHS)?;
+    if let Some(l) = q.lag
+        && l > 1
+    {
+        return Err(Error::invalid("lag", "must be 0 or 1").into());
+    }
+    let rank = |s: &str| STRENGTHS.iter().position(|x| *x == s).unwrap_or(0);
+    let min = q.min_strength.as_deref().map(rank).unwrap_or(0);
+    let epoch = fresh_or_return!(state, q.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Correlations)
+        .await?
+        .into_iter()
+        .filter(|c| rank(text(c, "strength")) >= min)
+        .filter(|c| q.lag.is_none_or(|l| c["lag_days"] == l))
+        .filter(|c| {
+            q.metric
+                .as_deref()
+                .is_none_or(|m| text(c, "metric_a") == m || text(c, "metric_b") == m)
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ScoreQuery {
+    /// First date (YYYY-MM-DD), inclusive.
+    pub from: Option<String>,
+    /// Last date (YYYY-MM-DD), inclusive.
+    pub to: Option<String>,
+    pub min_epoch: Option<u64>,
+}
+
+/// Daily health scores, oldest first.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/scores", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), ScoreQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/scores")]
+pub async fn scores(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<ScoreQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let q = q.0;
+    let from = q
+        .from
+        .as_deref()
+        .map(|s| vitasync_engine::time::parse_date("from", s))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .map(|s| vitasync_engine::time::parse_date("to", s))
+            .transpose()?;
+    if let (Some(f), Some(t)) = (from, to)
+        && f > t
+    {
+        return Err(Error::invalid("from", "must not be after `to`").into());
+    }
+    let epoch = fresh_or_return!(state, q.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Scores)
+        .await?
+        .into_iter()
+        .filter(|s| from.is_none_or(|f| text(s, "date") >= f.to_string().as_str()))
+        .filter(|s| to.is_none_or(|t| text(s, "date") <= t.to_string().as_str()))
+        .collect();
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FreshQuery {
+    pub min_epoch: Option<u64>,
+}
+
+/// The latest day's scores (an empty list when there are none).
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/scores/latest", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), FreshQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/scores/latest")]
+pub async fn latest_scores(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<FreshQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let epoch = fresh_or_return!(state, q.0.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Scores)
+        .await?
+        .into_iter()
+        .last()
+        .into_iter()
+        .collect();
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+/// Personal records: each metric's best daily value.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/records", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), FreshQuery),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/records")]
+pub async fn records(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<FreshQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let epoch = fresh_or_return!(state, q.0.min_epoch);
+    let data = rows(&state, &user, AnalyticsTable::Records).await?;
+    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
