@@ -53,6 +53,9 @@ use crate::routes;
         routes::analytics::scores,
         routes::analytics::latest_scores,
         routes::analytics::records,
+        routes::analytics::context,
+        routes::analytics::anomalies_alias,
+        routes::analytics::correlations_alias,
     ),
     modifiers(&BearerAuth),
     tags(

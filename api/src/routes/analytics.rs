@@ -159,6 +159,15 @@ pub async fn anomalies(
     path: web::Path<String>,
     q: ValidQuery<AnomalyQuery>,
 ) -> ApiResult<HttpResponse> {
+    list_anomalies(auth, state, path, q).await
+}
+
+async fn list_anomalies(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<AnomalyQuery>,
+) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
     check_metric("metric", q.metric.as_deref())?;
@@ -276,6 +285,15 @@ const STRENGTHS: [&str; 4] = ["weak", "moderate", "strong", "very_strong"];
     responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 #[get("/v1/users/{user_id}/analytics/correlations")]
 pub async fn correlations(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<CorrelationQuery>,
+) -> ApiResult<HttpResponse> {
+    list_correlations(auth, state, path, q).await
+}
+
+async fn list_correlations(
     auth: Authed<Read>,
     state: web::Data<AppState>,
     path: web::Path<String>,
@@ -399,4 +417,160 @@ pub async fn records(
     let epoch = fresh_or_return!(state, q.0.min_epoch);
     let data = rows(&state, &user, AnalyticsTable::Records).await?;
     Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+}
+
+/// The seed's `POST analytics/anomalies`: the materialised anomalies (filters in the query).
+#[utoipa::path(post, path = "/v1/users/{user_id}/analytics/anomalies", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), AnomalyQuery),
+    request_body(content = Object, description = "ignored; kept for compatibility"),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody)))]
+#[post("/v1/users/{user_id}/analytics/anomalies")]
+pub async fn anomalies_alias(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<AnomalyQuery>,
+) -> ApiResult<HttpResponse> {
+    list_anomalies(auth, state, path, q).await
+}
+
+/// The seed's `POST analytics/correlations`: the materialised correlations.
+#[utoipa::path(post, path = "/v1/users/{user_id}/analytics/correlations", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), CorrelationQuery),
+    request_body(content = Object, description = "ignored; kept for compatibility"),
+    responses((status = 200, body = AnalyticsList), (status = 404, body = ErrorBody)))]
+#[post("/v1/users/{user_id}/analytics/correlations")]
+pub async fn correlations_alias(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<CorrelationQuery>,
+) -> ApiResult<HttpResponse> {
+    list_correlations(auth, state, path, q).await
+}
+
+/// Severity order for the context: most severe first.
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "critical" => 0,
+        "warning" => 1,
+        _ => 2,
+    }
+}
+
+/// The LLM-ready context: everything known about the user's analytics in one document, with a
+/// plain-English summary built deterministically from those facts.
+#[utoipa::path(get, path = "/v1/users/{user_id}/analytics/context", tag = "analytics", security(("bearer" = [])),
+    params(("user_id" = uuid::Uuid, Path), FreshQuery),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
+#[get("/v1/users/{user_id}/analytics/context")]
+pub async fn context(
+    auth: Authed<Read>,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    q: ValidQuery<FreshQuery>,
+) -> ApiResult<HttpResponse> {
+    let user = path_user(&state, &auth, &path).await?;
+    let epoch = fresh_or_return!(state, q.0.min_epoch);
+    let windows: Vec<Value> = rows(&state, &user, AnalyticsTable::Baselines)
+        .await?
+        .into_iter()
+        .filter(|b| b["window_days"] == 28)
+        .collect();
+    let mut active: Vec<Value> = rows(&state, &user, AnalyticsTable::Anomalies)
+        .await?
+        .into_iter()
+        .filter(|a| text(a, "status") != "dismissed")
+        .collect();
+    // Newest first, then most severe (a stable sort keeps the date order within a severity).
+    active.sort_by(|a, b| text(b, "date").cmp(text(a, "date")));
+    active.sort_by_key(|a| severity_rank(text(a, "severity")));
+    active.truncate(20);
+    let mut top = rows(&state, &user, AnalyticsTable::Correlations).await?;
+    top.truncate(10);
+    let latest = rows(&state, &user, AnalyticsTable::Scores).await?.pop();
+    let bests = rows(&state, &user, AnalyticsTable::Records).await?;
+    let sources = state.store.metric_summaries(&user).await?;
+    let trends: Vec<Value> = windows
+        .iter()
+        .filter_map(|b| {
+            let pct = b["change_7d_pct"].as_f64()?;
+            (pct.abs() >= 5.0).then(|| {
+                serde_json::json!({"metric": b["metric"], "change_7d_pct": pct,
+                    "direction": if pct > 0.0 { "up" } else { "down" }})
+            })
+        })
+        .collect();
+    let summary = summarize(&user, &windows, &active, &top, latest.as_ref(), &trends);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "data": {
+            "user": {"id": user.id, "external_id": user.external_id, "timezone": user.timezone},
+            "baselines": windows,
+            "trends": trends,
+            "active_anomalies": active,
+            "top_correlations": top,
+            "latest_scores": latest,
+            "records": bests,
+            "freshness": sources,
+            "summary": summary,
+        },
+        "epoch": epoch,
+    })))
+}
+
+/// A paragraph built only from the facts above (no model involved), so it is reproducible.
+fn summarize(
+    user: &User,
+    window_rows: &[Value],
+    open_rows: &[Value],
+    pairs: &[Value],
+    day: Option<&Value>,
+    moves: &[Value],
+) -> String {
+    let mut parts = Vec::new();
+    let name = user.display_name.as_deref().unwrap_or(&user.external_id);
+    if window_rows.is_empty() {
+        return format!("No analytics are available for {name} yet.");
+    }
+    parts.push(format!(
+        "{name} has 28-day baselines for {} metrics.",
+        window_rows.len()
+    ));
+    if let Some(s) = day {
+        parts.push(format!(
+            "The latest health score ({}) is {:.0}/100.",
+            text(s, "date"),
+            s["overall"].as_f64().unwrap_or_default()
+        ));
+    }
+    match open_rows.first() {
+        None => parts.push("There are no open anomalies.".to_string()),
+        Some(a) => parts.push(format!(
+            "{} anomal{} need attention; the most important: {} ({}).",
+            open_rows.len(),
+            if open_rows.len() == 1 { "y" } else { "ies" },
+            text(a, "title"),
+            text(a, "date")
+        )),
+    }
+    for t in moves.iter().take(3) {
+        parts.push(format!(
+            "{} is {} {:.0} % this week against its 28-day mean.",
+            text(t, "metric").replace('_', " "),
+            text(t, "direction"),
+            t["change_7d_pct"].as_f64().unwrap_or_default().abs()
+        ));
+    }
+    if let Some(c) = pairs.first() {
+        parts.push(format!(
+            "The strongest relationship is a {} {} correlation between {} and {} (r = {:.2}, n = {}).",
+            text(c, "strength").replace('_', " "),
+            text(c, "direction"),
+            text(c, "metric_a").replace('_', " "),
+            text(c, "metric_b").replace('_', " "),
+            c["pearson_r"].as_f64().unwrap_or_default(),
+            c["n"]
+        ));
+    }
+    parts.join(" ")
 }

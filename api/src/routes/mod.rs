@@ -104,5 +104,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::correlations)
         .service(analytics::latest_scores)
         .service(analytics::scores)
-        .service(analytics::records);
+        .service(analytics::records)
+        .service(analytics::context)
+        .service(analytics::anomalies_alias)
+        .service(analytics::correlations_alias);
 }

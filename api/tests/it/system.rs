@@ -105,6 +105,9 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/users/{user_id}/analytics/scores", "get"),
         ("/v1/users/{user_id}/analytics/scores/latest", "get"),
         ("/v1/users/{user_id}/analytics/records", "get"),
+        ("/v1/users/{user_id}/analytics/context", "get"),
+        ("/v1/users/{user_id}/analytics/anomalies", "post"),
+        ("/v1/users/{user_id}/analytics/correlations", "post"),
     ];
     for (path, method) in expected {
         let op = &paths[path][method];
@@ -134,7 +137,7 @@ async fn openapi_describes_every_route(app: TestApp) {
     }
     assert_eq!(
         paths.len(),
-        32,
+        33,
         "a route was added without updating this test: {:?}",
         paths.keys().collect::<Vec<_>>()
     );
