@@ -1,0 +1,566 @@
+//! The analytics dataflow under load, on generated daily data (one sample per user, metric and
+//! date, fifteen metrics with plausible values and day-to-day structure):
+//!
+//! 1. hydration — the whole history applied as one epoch until its `Done`, and the resident
+//!    memory the pipeline keeps per daily value;
+//! 2. one new date for every user as one epoch — the incremental update against the batch
+//!    oracle recomputing everything from the same rows, at several history lengths;
+//! 3. freshness — single-user writes (a few corrected samples each) after hydration, the time
+//!    from `apply` to that epoch's `Done`, p50/p99.
+//!
+//! Every case runs in a child process of this binary so resident memory and its high-water mark
+//! belong to that case alone, and a case that outgrows the memory cap (a watchdog on VmRSS)
+//! ends its own process rather than the machine's other work.
+//!
+//! `cargo bench -p vitasync-dataflow --bench pipeline`. Knobs (defaults in brackets):
+//! `BENCH_USERS` user counts for the 365-day cases [1000,3000]; `BENCH_DAYS` history of those
+//! cases [365]; `BENCH_HISTORY_USERS` [1000] and `BENCH_HISTORIES` [30,90] add shorter histories
+//! at that user count; `BENCH_NEW_DAYS` new dates applied one epoch each [3]; `BENCH_ORACLE_MAX`
+//! largest user count the oracle is timed at [3000]; `BENCH_WRITES` freshness writes per case [1000];
+//! `BENCH_RATE` freshness writes per second, 0 for back-to-back [0]; `BENCH_WORKERS` [2];
+//! `BENCH_MAX_RSS_GIB` memory cap per case [16].
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use vitasync_dataflow::model::{
+    Day, MetricKey, OutputDelta, SampleDelta, SampleRow, metric_key, to_fixed,
+};
+use vitasync_dataflow::{Dataflow, Output, oracle};
+
+const METRICS: [&str; 15] = [
+    "steps",
+    "distance",
+    "active_energy",
+    "active_minutes",
+    "heart_rate",
+    "resting_heart_rate",
+    "hrv_rmssd",
+    "spo2",
+    "respiratory_rate",
+    "sleep_duration",
+    "sleep_efficiency",
+    "sleep_deep",
+    "sleep_rem",
+    "sleep_awake",
+    "weight",
+];
+
+/// The last date of every generated history (2025-11-27); new dates follow it.
+const LAST_DAY: Day = 20_419;
+const PROVIDER: &str = "fitbit";
+const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+fn env_list(name: &str, default: &str) -> Vec<usize> {
+    std::env::var(name)
+        .unwrap_or_else(|_| default.to_string())
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| s.trim().parse().unwrap_or_else(|_| panic!("{name}: {s}")))
+        .collect()
+}
+
+fn env_num(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .map(|s| s.parse().unwrap_or_else(|_| panic!("{name}: {s}")))
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+fn mix(mut x: u64) -> u64 {
+    // splitmix64's finaliser: every input bit reaches every output bit.
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+fn unit(seed: u64) -> f64 {
+    ((mix(seed) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+}
+
+/// A standard normal draw that depends only on the seed (Box–Muller).
+fn normal(seed: u64) -> f64 {
+    let (a, b) = (unit(seed), unit(seed ^ 0x5555_5555_5555_5555));
+    (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+}
+
+fn seed(user: u64, stream: u64, day: Day) -> u64 {
+    mix(user.wrapping_mul(0x1000_0001) ^ (stream << 40) ^ (day as u64 & 0xFF_FFFF))
+}
+
+/// The value of one metric on one date for one user, in the metric's canonical unit. Each user
+/// has their own levels; each date a shared activity, sleep and strain state, so activity
+/// metrics move together, strain raises resting heart rate and lowers HRV, and a rare sick
+/// date gives the anomaly detectors real work.
+fn value(user: u64, metric: usize, day: Day) -> f64 {
+    let level = |k: u64| unit(mix(user) ^ k);
+    let activity = normal(seed(user, 100, day))
+        + if (day + 3).rem_euclid(7) >= 5 {
+            0.4
+        } else {
+            0.0
+        };
+    let sleep = normal(seed(user, 101, day));
+    let strain = normal(seed(user, 102, day));
+    let sick = unit(seed(user, 103, day)) < 0.01;
+    let noise = normal(seed(user, metric as u64, day));
+    let steps = (5_000.0 + 7_000.0 * level(1)) * (1.0 + 0.3 * activity + 0.1 * noise).max(0.05);
+    let sleep_minutes = (390.0 + 60.0 * level(2) + 35.0 * sleep).max(120.0);
+    let v = match METRICS[metric] {
+        "steps" => steps.round(),
+        "distance" => (steps * (0.68 + 0.12 * level(3)) * (1.0 + 0.03 * noise)).round(),
+        "active_energy" => (steps * (0.035 + 0.015 * level(4)) + 40.0 * noise).max(0.0),
+        "active_minutes" => (steps / 160.0 + 8.0 * noise).max(0.0).round(),
+        "heart_rate" => 64.0 + 14.0 * level(5) + 3.0 * activity + 2.0 * noise,
+        "resting_heart_rate" => {
+            52.0 + 16.0 * level(6) + 1.5 * strain + noise + if sick { 9.0 } else { 0.0 }
+        }
+        "hrv_rmssd" => {
+            (25.0 + 60.0 * level(7))
+                * (-0.12 * strain - 0.1 * noise - if sick { 0.4 } else { 0.0 }).exp()
+        }
+        "spo2" => (96.5 + 0.8 * noise - if sick { 3.5 } else { 0.0 }).min(100.0),
+        "respiratory_rate" => 13.0 + 3.0 * level(8) + 0.6 * noise + if sick { 2.5 } else { 0.0 },
+        "sleep_duration" => sleep_minutes.round(),
+        "sleep_efficiency" => (86.0 + 6.0 * level(9) + 3.0 * noise).min(99.0),
+        "sleep_deep" => (sleep_minutes * (0.15 + 0.02 * noise)).round(),
+        "sleep_rem" => (sleep_minutes * (0.21 + 0.03 * noise)).round(),
+        "sleep_awake" => (25.0 + 10.0 * noise - 5.0 * sleep).max(2.0).round(),
+        "weight" => 55.0 + 40.0 * level(10) + 0.8 * (f64::from(day) / 58.0).sin() + 0.3 * noise,
+        other => unreachable!("{other}"),
+    };
+    // Devices report to a tenth at most.
+    (v * 10.0).round() / 10.0
+}
+
+struct Keys([MetricKey; 15]);
+
+impl Keys {
+    fn new() -> Self {
+        Keys(METRICS.map(|m| metric_key(m).expect("bench metrics are in the catalogue")))
+    }
+}
+
+fn row(keys: &Keys, user: u64, metric: usize, day: Day, v: f64) -> SampleRow {
+    SampleRow {
+        user: u128::from(user) + 1,
+        metric: keys.0[metric],
+        day,
+        provider: PROVIDER.to_string(),
+        recorded_at: i64::from(day) * MICROS_PER_DAY + 23 * 3_600_000_000,
+        value: to_fixed(v),
+    }
+}
+
+fn rows_for(keys: &Keys, users: u64, days: std::ops::RangeInclusive<Day>) -> Vec<SampleRow> {
+    let mut out = Vec::with_capacity(users as usize * 15 * days.clone().count());
+    for u in 0..users {
+        for d in days.clone() {
+            for m in 0..METRICS.len() {
+                out.push(row(keys, u, m, d, value(u, m, d)));
+            }
+        }
+    }
+    out
+}
+
+fn inserts(rows: Vec<SampleRow>) -> Vec<SampleDelta> {
+    rows.into_iter()
+        .map(|row| SampleDelta { row, diff: 1 })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Process memory
+
+/// (VmRSS, VmHWM) in bytes.
+fn memory() -> (u64, u64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn gib(bytes: u64) -> f64 {
+    bytes as f64 / (1u64 << 30) as f64
+}
+
+/// Ends the process (exit code 3) when its resident memory passes the cap.
+fn watchdog(cap: u64) {
+    std::thread::spawn(move || {
+        loop {
+            let (rss, _) = memory();
+            if rss > cap {
+                println!("RESULT aborted_rss_gib={:.2}", gib(rss));
+                eprintln!("resident memory {:.2} GiB passed the cap", gib(rss));
+                std::process::exit(3);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driving the pipeline
+
+#[derive(Default, Debug)]
+struct Counts {
+    daily: u64,
+    baselines: u64,
+    anomalies: u64,
+    records: u64,
+    scores: u64,
+    correlations: u64,
+}
+
+impl Counts {
+    fn total(&self) -> u64 {
+        self.daily
+            + self.baselines
+            + self.anomalies
+            + self.records
+            + self.scores
+            + self.correlations
+    }
+}
+
+/// Reads outputs until `Done(epoch)`, counting deltas by kind.
+fn wait(flow: &Dataflow, epoch: u64, counts: &mut Counts) {
+    loop {
+        match flow
+            .outputs()
+            .recv_timeout(Duration::from_secs(3_600))
+            .expect("the epoch completes")
+        {
+            Output::Delta(_, d) => match d {
+                OutputDelta::Daily { .. } => counts.daily += 1,
+                OutputDelta::Baseline { .. } => counts.baselines += 1,
+                OutputDelta::Anomaly { .. } => counts.anomalies += 1,
+                OutputDelta::Record { .. } => counts.records += 1,
+                OutputDelta::Scores { .. } => counts.scores += 1,
+                OutputDelta::Correlation { .. } => counts.correlations += 1,
+            },
+            Output::Done(e) if e >= epoch => return,
+            Output::Done(_) => {}
+        }
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+/// One case in this process: prints `RESULT key=value` lines for the parent.
+fn run_case(users: u64, days: Day) {
+    let cap = (env_num("BENCH_MAX_RSS_GIB", 16.0) * (1u64 << 30) as f64) as u64;
+    watchdog(cap);
+    let workers = env_num("BENCH_WORKERS", 2.0) as usize;
+    let new_days = env_num("BENCH_NEW_DAYS", 3.0) as Day;
+    let oracle_max = env_num("BENCH_ORACLE_MAX", 3000.0) as u64;
+    let writes = env_num("BENCH_WRITES", 1000.0) as usize;
+    let rate = env_num("BENCH_RATE", 0.0);
+    let keys = Keys::new();
+    let report = |k: &str, v: String| println!("RESULT {k}={v}");
+
+    let flow = Dataflow::start(workers).expect("dataflow starts");
+    let (rss_base, _) = memory();
+    let history = LAST_DAY - days + 1..=LAST_DAY;
+    let values = users * 15 * days as u64;
+    let deltas = inserts(rows_for(&keys, users, history));
+    let (rss_input, _) = memory();
+    eprintln!(
+        "{users} users × {days} days: {values} samples generated ({:.2} GiB with the input)",
+        gib(rss_input)
+    );
+
+    // 1. Hydration.
+    let mut counts = Counts::default();
+    let started = Instant::now();
+    let epoch = flow.apply(deltas);
+    wait(&flow, epoch, &mut counts);
+    let hydration = started.elapsed();
+    let (rss_after, hwm) = memory();
+    let kept = rss_after.saturating_sub(rss_base);
+    report("hydration_s", format!("{:.2}", secs(hydration)));
+    report("daily_values", values.to_string());
+    report("rss_base_gib", format!("{:.2}", gib(rss_base)));
+    report("rss_input_gib", format!("{:.2}", gib(rss_input)));
+    report("rss_after_gib", format!("{:.2}", gib(rss_after)));
+    report("hwm_gib", format!("{:.2}", gib(hwm)));
+    report(
+        "bytes_per_value",
+        format!("{:.0}", kept as f64 / values as f64),
+    );
+    report(
+        "peak_bytes_per_value",
+        format!("{:.0}", hwm.saturating_sub(rss_base) as f64 / values as f64),
+    );
+    report("hydration_deltas", format!("{counts:?}").replace(' ', ""));
+    eprintln!(
+        "hydrated in {:.1} s, {:.2} GiB resident ({:.2} GiB peak), {} output deltas",
+        secs(hydration),
+        gib(rss_after),
+        gib(hwm),
+        counts.total()
+    );
+
+    // 2. New dates, one epoch each, every user.
+    let mut times = Vec::new();
+    for k in 1..=new_days {
+        let d = LAST_DAY + k;
+        let deltas = inserts(rows_for(&keys, users, d..=d));
+        let mut counts = Counts::default();
+        let started = Instant::now();
+        let epoch = flow.apply(deltas);
+        wait(&flow, epoch, &mut counts);
+        let t = started.elapsed();
+        times.push(secs(t));
+        eprintln!(
+            "new date {k}: {:.3} s, {} output deltas {counts:?}",
+            secs(t),
+            counts.total()
+        );
+        report("new_day_deltas", counts.total().to_string());
+    }
+    report(
+        "new_day_s",
+        times
+            .iter()
+            .map(|t| format!("{t:.3}"))
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    let last = LAST_DAY + new_days;
+
+    if users <= oracle_max {
+        let rows = rows_for(&keys, users, LAST_DAY - days + 1..=last);
+        let started = Instant::now();
+        let analytics = oracle::compute(&rows);
+        let t = started.elapsed();
+        report("oracle_s", format!("{:.2}", secs(t)));
+        eprintln!(
+            "oracle over {} rows: {:.1} s ({} correlations, {} anomaly dates)",
+            rows.len(),
+            secs(t),
+            analytics.correlations.len(),
+            analytics.anomalies.len()
+        );
+        drop(analytics);
+        drop(rows);
+    }
+
+    // 3. Freshness: a user's running totals for the latest date are corrected, three metrics
+    // per write (steps, distance, active energy), each as a retraction and an insertion.
+    if writes > 0 {
+        let mut current: HashMap<(u64, usize), f64> = HashMap::new();
+        let mut latency = Vec::with_capacity(writes);
+        let mut sent: HashMap<u64, Instant> = HashMap::new();
+        let interval = (rate > 0.0).then(|| Duration::from_secs_f64(1.0 / rate));
+        let start = Instant::now();
+        let mut counts = Counts::default();
+        let mut issued = 0usize;
+        let mut last_epoch = 0;
+        while latency.len() < writes {
+            let due = interval.map_or(issued == latency.len(), |i| {
+                start.elapsed() >= i * issued as u32
+            });
+            if issued < writes && due {
+                let user = mix(issued as u64 ^ 0xF00D) % users;
+                let mut deltas = Vec::new();
+                for m in 0..3 {
+                    let old = *current.get(&(user, m)).unwrap_or(&value(user, m, last));
+                    let new = (old * 1.02 + 1.0).round();
+                    current.insert((user, m), new);
+                    deltas.push(SampleDelta {
+                        row: row(&keys, user, m, last, old),
+                        diff: -1,
+                    });
+                    deltas.push(SampleDelta {
+                        row: row(&keys, user, m, last, new),
+                        diff: 1,
+                    });
+                }
+                let at = Instant::now();
+                last_epoch = flow.apply(deltas);
+                sent.insert(last_epoch, at);
+                issued += 1;
+                continue;
+            }
+            let timeout = interval
+                .map(|i| (i * issued as u32).saturating_sub(start.elapsed()))
+                .unwrap_or(Duration::from_secs(3_600));
+            match flow.outputs().recv_timeout(timeout) {
+                Ok(Output::Done(e)) => {
+                    if let Some(at) = sent.remove(&e) {
+                        latency.push(secs(at.elapsed()) * 1_000.0);
+                    }
+                }
+                Ok(Output::Delta(..)) => counts.daily += 1,
+                Err(_) => {}
+            }
+        }
+        let total = start.elapsed();
+        let _ = last_epoch;
+        latency.sort_by(f64::total_cmp);
+        report("fresh_p50_ms", format!("{:.1}", percentile(&latency, 0.5)));
+        report("fresh_p99_ms", format!("{:.1}", percentile(&latency, 0.99)));
+        report(
+            "fresh_max_ms",
+            format!("{:.1}", latency.last().copied().unwrap_or(f64::NAN)),
+        );
+        report(
+            "fresh_writes_per_s",
+            format!("{:.0}", writes as f64 / secs(total)),
+        );
+        report(
+            "fresh_deltas_per_write",
+            format!("{:.1}", counts.daily as f64 / writes as f64),
+        );
+        eprintln!(
+            "freshness: {writes} writes in {:.1} s, p50 {:.1} ms, p99 {:.1} ms",
+            secs(total),
+            percentile(&latency, 0.5),
+            percentile(&latency, 0.99)
+        );
+    }
+    let (rss, hwm) = memory();
+    report("rss_end_gib", format!("{:.2}", gib(rss)));
+    report("hwm_end_gib", format!("{:.2}", gib(hwm)));
+    flow.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The parent: one child per case, then the tables.
+
+/// (users, days), the child's `RESULT` fields, and how the child ended.
+type CaseResult = ((usize, usize), HashMap<String, String>, String);
+
+fn main() {
+    if let Ok(case) = std::env::var("BENCH_CASE") {
+        let (users, days) = case.split_once(':').expect("BENCH_CASE is users:days");
+        run_case(users.parse().expect("users"), days.parse().expect("days"));
+        return;
+    }
+    // `cargo bench` passes `--bench`; nothing else is expected.
+    let days = env_num("BENCH_DAYS", 365.0) as usize;
+    let mut cases: Vec<(usize, usize)> = env_list("BENCH_USERS", "1000,3000")
+        .into_iter()
+        .map(|u| (u, days))
+        .collect();
+    let history_users = env_num("BENCH_HISTORY_USERS", 1000.0) as usize;
+    for h in env_list("BENCH_HISTORIES", "30,90") {
+        if !cases.contains(&(history_users, h)) {
+            cases.push((history_users, h));
+        }
+    }
+    cases.sort_by_key(|(u, d)| (*u, *d));
+    let exe = std::env::current_exe().expect("own path");
+    let mut results: Vec<CaseResult> = Vec::new();
+    for (users, days) in cases {
+        eprintln!("== {users} users × {days} days");
+        let started = Instant::now();
+        let out = Command::new(&exe)
+            .env("BENCH_CASE", format!("{users}:{days}"))
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .expect("the case runs");
+        let mut fields = HashMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((k, v)) = line.strip_prefix("RESULT ").and_then(|l| l.split_once('=')) {
+                fields
+                    .entry(k.to_string())
+                    .and_modify(|e: &mut String| {
+                        e.push(',');
+                        e.push_str(v)
+                    })
+                    .or_insert_with(|| v.to_string());
+            }
+        }
+        let status = if out.status.success() {
+            "ok".to_string()
+        } else if fields.contains_key("aborted_rss_gib") {
+            format!(
+                "stopped at the memory cap ({} GiB)",
+                fields["aborted_rss_gib"]
+            )
+        } else {
+            format!("failed: {}", out.status)
+        };
+        eprintln!(
+            "== {users} × {days}: {status} after {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        results.push(((users, days), fields, status));
+    }
+
+    let get = |f: &HashMap<String, String>, k: &str| f.get(k).cloned().unwrap_or("–".into());
+    println!("\n### Hydration\n");
+    println!(
+        "| users | days | daily values | hydration s | RSS after GiB | peak GiB | bytes/value kept | bytes/value peak | status |"
+    );
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    for ((u, d), f, status) in &results {
+        println!(
+            "| {u} | {d} | {} | {} | {} | {} | {} | {} | {status} |",
+            get(f, "daily_values"),
+            get(f, "hydration_s"),
+            get(f, "rss_after_gib"),
+            get(f, "hwm_gib"),
+            get(f, "bytes_per_value"),
+            get(f, "peak_bytes_per_value"),
+        );
+    }
+    println!("\n### One new date for every user (one epoch)\n");
+    println!(
+        "| users | days | incremental s (each date) | median s | output deltas | oracle s | oracle / incremental |"
+    );
+    println!("| ---: | ---: | --- | ---: | --- | ---: | ---: |");
+    for ((u, d), f, _) in &results {
+        let Some(times) = f.get("new_day_s") else {
+            continue;
+        };
+        let mut ts: Vec<f64> = times.split(',').filter_map(|t| t.parse().ok()).collect();
+        ts.sort_by(f64::total_cmp);
+        let median = percentile(&ts, 0.5);
+        let oracle: Option<f64> = f.get("oracle_s").and_then(|o| o.parse().ok());
+        println!(
+            "| {u} | {d} | {times} | {median:.3} | {} | {} | {} |",
+            get(f, "new_day_deltas"),
+            oracle.map_or("–".into(), |o| format!("{o:.2}")),
+            oracle.map_or("–".into(), |o| format!("{:.1}×", o / median)),
+        );
+    }
+    println!("\n### Freshness (single-user writes after hydration)\n");
+    println!("| users | days | writes/s | p50 ms | p99 ms | max ms | deltas/write |");
+    println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for ((u, d), f, _) in &results {
+        if f.contains_key("fresh_p50_ms") {
+            println!(
+                "| {u} | {d} | {} | {} | {} | {} | {} |",
+                get(f, "fresh_writes_per_s"),
+                get(f, "fresh_p50_ms"),
+                get(f, "fresh_p99_ms"),
+                get(f, "fresh_max_ms"),
+                get(f, "fresh_deltas_per_write"),
+            );
+        }
+    }
+}
