@@ -1,12 +1,14 @@
 //! `vitasync demo`: the whole product on the embedded default in one command. It starts the
-//! server (with its sync actors), creates a demo workspace with three users connected to the
-//! demo device, shows the backfill's progress, prints what landed and how to query it, and keeps
-//! serving — new demo data keeps arriving on the incremental schedule — until Ctrl-C.
+//! server (with its sync actors and analytics), creates a demo workspace with three users
+//! connected to the demo device, shows the backfill's progress, prints what landed, what the
+//! analytics found and how to query it, and keeps serving — new demo data keeps arriving on the
+//! incremental schedule — until Ctrl-C.
 
 use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use vitasync_engine::analytics::AnalyticsTable;
 use vitasync_engine::config::Config;
 use vitasync_engine::cursor::Limit;
 use vitasync_engine::domain::{EventQuery, EventType, JobStatus, NewUser, SyncJobId, User};
@@ -145,6 +147,35 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
+    // What the analytics found, once the tables include the backfills.
+    let barrier = vitasync_engine::analytics::AnalyticsSink::apply(state.analytics.as_ref(), &[]);
+    let mut materialized = state.analytics.materialized();
+    let _ = tokio::time::timeout(
+        Duration::from_secs(120),
+        materialized.wait_for(|e| *e >= barrier),
+    )
+    .await;
+    let mut findings = Vec::new();
+    for u in &users {
+        let anomalies = store.analytics_rows(u, AnalyticsTable::Anomalies).await?;
+        let illness = anomalies
+            .iter()
+            .filter(|a| a["method"] == "rhr_elevation")
+            .filter_map(|a| a["date"].as_str())
+            .min()
+            .map(str::to_string);
+        let correlations = store
+            .analytics_rows(u, AnalyticsTable::Correlations)
+            .await?
+            .len();
+        findings.push((
+            u.external_id.clone(),
+            anomalies.len(),
+            illness,
+            correlations,
+        ));
+    }
+
     let first = &users[0];
     println!();
     println!("VitaSync demo is running on {base} (listening on {listen})");
@@ -158,11 +189,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "  events:   {} workouts, {} sleep sessions",
         events[0], events[1]
     );
+    for (who, anomalies, illness, correlations) in &findings {
+        println!(
+            "  {who}: {anomalies} anomalies{}, {correlations} significant correlations",
+            illness
+                .as_deref()
+                .map(|d| format!(" (resting heart rate elevated from {d})"))
+                .unwrap_or_default()
+        );
+    }
     println!("  API key:  {key}");
     println!();
     println!("Try:");
     println!(
         "  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/users/{}/health/daily?metric=resting_heart_rate'",
+        first.id
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {key}' '{base}/v1/users/{}/analytics/context'",
         first.id
     );
     println!("  open {base}/docs for the API reference");
