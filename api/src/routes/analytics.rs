@@ -485,6 +485,7 @@ pub async fn context(
     // Newest first, then most severe (a stable sort keeps the date order within a severity).
     active.sort_by(|a, b| text(b, "date").cmp(text(a, "date")));
     active.sort_by_key(|a| severity_rank(text(a, "severity")));
+    let open_count = active.len();
     active.truncate(20);
     let mut top = rows(&state, &user, AnalyticsTable::Correlations).await?;
     top.truncate(10);
@@ -501,13 +502,21 @@ pub async fn context(
             })
         })
         .collect();
-    let summary = summarize(&user, &windows, &active, &top, latest.as_ref(), &trends);
+    let summary = summarize(
+        &user,
+        &windows,
+        (open_count, &active),
+        &top,
+        latest.as_ref(),
+        &trends,
+    );
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "data": {
             "user": {"id": user.id, "external_id": user.external_id, "timezone": user.timezone},
             "baselines": windows,
             "trends": trends,
             "active_anomalies": active,
+            "active_anomaly_count": open_count,
             "top_correlations": top,
             "latest_scores": latest,
             "records": bests,
@@ -522,7 +531,7 @@ pub async fn context(
 fn summarize(
     user: &User,
     window_rows: &[Value],
-    open_rows: &[Value],
+    (open_count, open_rows): (usize, &[Value]),
     pairs: &[Value],
     day: Option<&Value>,
     moves: &[Value],
@@ -547,8 +556,8 @@ fn summarize(
         None => parts.push("There are no open anomalies.".to_string()),
         Some(a) => parts.push(format!(
             "{} anomal{} need attention; the most important: {} ({}).",
-            open_rows.len(),
-            if open_rows.len() == 1 { "y" } else { "ies" },
+            open_count,
+            if open_count == 1 { "y" } else { "ies" },
             text(a, "title"),
             text(a, "date")
         )),

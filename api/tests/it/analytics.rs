@@ -227,3 +227,173 @@ on_both_backends!(
     writes_reach_the_analytics,
     a_restart_hydrates_from_the_store
 );
+
+async fn the_api_serves_fresh_analytics(app: TestApp) {
+    let user = app.create_user("api-1", None).await;
+    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
+    app.ingest(&user, json!(calm)).await;
+    let w = app
+        .ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
+        .await;
+    let e = w["epoch"].as_u64().unwrap();
+    let base = format!("/v1/users/{user}/analytics");
+
+    // Read-your-writes: with min_epoch the rows include the write.
+    let b = app
+        .get_json(&format!(
+            "{base}/baselines?metric=resting_heart_rate&window=28&min_epoch={e}"
+        ))
+        .await;
+    assert!(b["epoch"].as_u64().unwrap() >= e, "{b}");
+    let row = &b["data"][0];
+    assert_eq!(row["metric"], "resting_heart_rate");
+    assert_eq!(row["window_days"], 28);
+    assert_eq!(row["n"], 22);
+    assert_eq!(row["as_of_date"], "2024-03-22");
+    for f in [
+        "mean",
+        "sd",
+        "median",
+        "p25",
+        "p75",
+        "min",
+        "max",
+        "slope_per_day",
+        "change_7d_pct",
+    ] {
+        assert!(row[f].is_number(), "{f}: {row}");
+    }
+
+    let a = app
+        .get_json(&format!(
+            "{base}/anomalies?method=rhr_elevation&min_epoch={e}"
+        ))
+        .await;
+    let anomaly = a["data"][0].clone();
+    assert_eq!(anomaly["date"], "2024-03-22", "{a}");
+    assert_eq!(anomaly["severity"], "warning");
+    assert_eq!(anomaly["status"], "open");
+    assert!(
+        anomaly["title"]
+            .as_str()
+            .unwrap()
+            .contains("Resting heart rate")
+    );
+    let id = anomaly["id"].as_str().unwrap().to_string();
+    let res = app
+        .post(&format!("{base}/anomalies/{id}/acknowledge"), json!({}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let acked = app
+        .get_json(&format!("{base}/anomalies?status=acknowledged"))
+        .await;
+    assert_eq!(acked["data"][0]["id"], id.as_str());
+    let open = app
+        .get_json(&format!(
+            "{base}/anomalies?status=open&method=rhr_elevation"
+        ))
+        .await;
+    assert!(open["data"].as_array().unwrap().is_empty());
+    let res = app
+        .post(&format!("{base}/anomalies/{id}/dismiss"), json!({}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let missing = uuid::Uuid::now_v7();
+    let res = app
+        .post(&format!("{base}/anomalies/{missing}/dismiss"), json!({}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+
+    let s = app
+        .get_json(&format!("{base}/scores/latest?min_epoch={e}"))
+        .await;
+    assert_eq!(s["data"][0]["date"], "2024-03-22");
+    assert!(
+        s["data"][0]["cardio"].as_f64().unwrap() < 50.0,
+        "an elevated resting heart rate lowers cardio: {s}"
+    );
+    assert_eq!(s["data"][0]["sleep"], serde_json::Value::Null);
+    let r = app.get_json(&format!("{base}/records")).await;
+    assert_eq!(r["data"][0]["metric"], "resting_heart_rate");
+    assert_eq!(r["data"][0]["value"], 58.0);
+    let c = app
+        .get_json(&format!("{base}/correlations?min_strength=strong"))
+        .await;
+    assert!(c["data"].is_array());
+
+    // The seed's POST forms return the same rows.
+    let alias: serde_json::Value = app
+        .post(&format!("{base}/anomalies?method=rhr_elevation"), json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alias["data"][0]["id"], id.as_str());
+    assert!(
+        app.post(&format!("{base}/correlations"), json!({}))
+            .await
+            .status()
+            .is_success()
+    );
+
+    // The LLM context: facts plus a deterministic summary (dismissed anomalies are left out).
+    let ctx = app.get_json(&format!("{base}/context")).await;
+    let d = &ctx["data"];
+    assert!(
+        d["baselines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|b| b["window_days"] == 28)
+    );
+    assert!(
+        d["active_anomalies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["id"] != id.as_str())
+    );
+    assert_eq!(d["latest_scores"]["date"], "2024-03-22");
+    assert_eq!(d["freshness"].as_array().unwrap().len(), 1);
+    let summary = d["summary"].as_str().unwrap();
+    assert!(
+        summary.contains("28-day baselines for 1 metrics"),
+        "{summary}"
+    );
+    assert_eq!(
+        summary,
+        app.get_json(&format!("{base}/context")).await["data"]["summary"]
+    );
+
+    // Validation names the field; other workspaces see nothing; the future is not yet there.
+    for (q, field) in [
+        ("baselines?window=7", "window"),
+        ("baselines?metric=nope", "metric"),
+        ("anomalies?severity=loud", "severity"),
+        ("correlations?lag=3", "lag"),
+        ("scores?from=2024-03-10&to=2024-03-01", "from"),
+    ] {
+        let err = crate::common::expect_error(
+            app.get(&format!("{base}/{q}")).await,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(err["field"], field, "{q}");
+    }
+    let other = crate::common::other_workspace_key(&app).await;
+    let res = app
+        .call(
+            reqwest::Method::GET,
+            &format!("{base}/baselines"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
+    let res = app.get(&format!("{base}/records?min_epoch=999999")).await;
+    assert_eq!(res.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+}
+
+on_both_backends!(the_api_serves_fresh_analytics);
