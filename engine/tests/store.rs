@@ -108,9 +108,16 @@ async fn write_path_reports_changes(backend: Backend) {
     assert_eq!((c.metric.as_str(), c.provider.as_str()), ("steps", "api"));
 
     // Deleting the user removes every sample in one go and reports how many.
-    assert_eq!(
-        store.delete_user(u.workspace_id, u.id).await.unwrap(),
-        Some(2)
+    let removed = store
+        .delete_user(u.workspace_id, u.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(removed.len(), 2);
+    assert!(
+        removed
+            .iter()
+            .all(|c| c.new.is_none() && c.old.is_some() && c.user_id == u.id)
     );
     assert_eq!(store.delete_user(u.workspace_id, u.id).await.unwrap(), None);
 }

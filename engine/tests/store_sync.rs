@@ -164,7 +164,8 @@ async fn connections_reconnect_and_disconnect(backend: Backend) {
         store
             .disconnect_connection(&u, c.id, false, t0)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|removed| removed.len()),
         Some(0)
     );
     let gone = store.connection(&u, c.id).await.unwrap().unwrap();
@@ -174,7 +175,8 @@ async fn connections_reconnect_and_disconnect(backend: Backend) {
         store
             .disconnect_connection(&u, d.id, true, t0)
             .await
-            .unwrap(),
+            .unwrap()
+            .map(|removed| removed.len()),
         Some(2)
     );
     let d = store.connection(&u, d.id).await.unwrap().unwrap();

@@ -107,8 +107,8 @@ pub async fn delete(
 ) -> ApiResult<HttpResponse> {
     let id = path_id("user", &path)?;
     let user = users::get(state.store.as_ref(), auth.workspace_id, id).await?;
-    let removal = state.sync.removal_of(&user, None).await?;
-    let removed = users::delete(state.store.as_ref(), auth.workspace_id, id).await?;
+    let removal = users::delete(state.store.as_ref(), auth.workspace_id, id).await?;
+    let removed = removal.len();
     state.sync.committed(&user, removal, chrono::Utc::now());
     tracing::info!(user_id = %id, samples = removed, "user deleted");
     Ok(HttpResponse::NoContent().finish())

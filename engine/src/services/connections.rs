@@ -300,16 +300,12 @@ pub async fn disconnect(
     {
         tracing::warn!(connection_id = %conn.id, error = %e, "revoking at the provider failed");
     }
-    let removal = if delete_data {
-        env.removal_of(&user, Some(&conn.provider)).await?
-    } else {
-        Vec::new()
-    };
-    let removed = env
+    let removal = env
         .store
         .disconnect_connection(&user, id, delete_data, Utc::now())
         .await?
         .ok_or(Error::NotFound("connection"))?;
+    let removed = removal.len() as u64;
     env.committed(&user, removal, Utc::now());
     env.bus.publish(BusEvent::ConnectionDisconnected {
         subject: SyncEnv::subject(&conn),

@@ -74,31 +74,6 @@ impl SyncEnv {
         epoch
     }
 
-    /// The user's stored samples (optionally one provider's) as deletions, read before a
-    /// delete commits so the analytics can retract them afterwards.
-    pub async fn removal_of(
-        &self,
-        user: &User,
-        provider: Option<&str>,
-    ) -> Result<Vec<crate::domain::SampleChange>> {
-        let mut out = Vec::new();
-        let mut after = None;
-        loop {
-            let page = self
-                .store
-                .scan_samples(Some(user.id), provider, after, 20_000)
-                .await?;
-            let Some((last, _)) = page.last() else {
-                return Ok(out);
-            };
-            after = Some(*last);
-            out.extend(page.into_iter().map(|(_, mut c)| {
-                c.old = c.new.take();
-                c
-            }));
-        }
-    }
-
     pub fn seal_tokens(&self, t: &TokenSet) -> Result<String> {
         let json = serde_json::to_string(t).map_err(|e| Error::internal(e.to_string()))?;
         self.keys.encrypt_str(&json)

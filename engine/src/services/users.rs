@@ -34,7 +34,12 @@ pub async fn update(
     Ok(user)
 }
 
-pub async fn delete(store: &dyn Store, ws: WorkspaceId, id: UserId) -> Result<u64> {
+/// Deletes the user; returns the samples removed (as deletions, for the analytics).
+pub async fn delete(
+    store: &dyn Store,
+    ws: WorkspaceId,
+    id: UserId,
+) -> Result<Vec<crate::domain::SampleChange>> {
     store
         .delete_user(ws, id)
         .await?

@@ -100,9 +100,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<Cursor>,
     ) -> Result<Page<User>>;
     async fn update_user(&self, user: &User) -> Result<()>;
-    /// Deletes the user and every row that belongs to them, in one transaction.
-    /// Returns the number of samples removed, or None when the user is not in `ws`.
-    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<u64>>;
+    /// Deletes the user and every row that belongs to them, in one transaction. Returns the
+    /// samples removed (as deletions, read by the deleting statement itself so the analytics
+    /// retract exactly them), or None when the user is not in `ws`.
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<Vec<SampleChange>>>;
 
     // Samples.
     /// Upserts one batch in one transaction. Identical samples change nothing; changed values
@@ -172,14 +173,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Marks the connection disconnected and forgets its tokens; with `delete_data`, also
     /// removes the samples and events it brought and resets its cursors, in one transaction.
-    /// Returns the samples removed, or None when the connection is not the user's.
+    /// Returns the samples removed (as deletions), or None when the connection is not the
+    /// user's.
     async fn disconnect_connection(
         &self,
         user: &User,
         id: ConnectionId,
         delete_data: bool,
         at: DateTime<Utc>,
-    ) -> Result<Option<u64>>;
+    ) -> Result<Option<Vec<SampleChange>>>;
 
     // Sync jobs.
     async fn create_sync_job(

@@ -164,6 +164,37 @@ async fn write_samples_in(
     Ok(out)
 }
 
+/// Deletes a user's samples (optionally one provider's) and returns them as deletions.
+async fn delete_returning(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    user: UserId,
+    provider: Option<&str>,
+) -> Result<Vec<SampleChange>> {
+    let rows = sqlx::query(
+        "DELETE FROM samples WHERE user_id = $1 AND ($2::text IS NULL OR provider = $2)
+         RETURNING provider, metric, recorded_at, value, local_date",
+    )
+    .bind(user)
+    .bind(provider)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SampleChange {
+                user_id: user,
+                provider: r.try_get("provider")?,
+                metric: r.try_get("metric")?,
+                recorded_at: r.try_get("recorded_at")?,
+                old: Some(ChangedValue {
+                    value: r.try_get("value")?,
+                    local_date: r.try_get("local_date")?,
+                }),
+                new: None,
+            })
+        })
+        .collect()
+}
+
 macro_rules! conn_select {
     ($tail:literal) => {
         concat!(
@@ -604,7 +635,7 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<u64>> {
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<Vec<SampleChange>>> {
         let mut tx = self.pool.begin().await?;
         let exists: Option<uuid::Uuid> = sqlx::query_scalar(
             "SELECT id FROM users WHERE workspace_id = $1 AND id = $2 FOR UPDATE",
@@ -616,11 +647,7 @@ impl Store for PgStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let samples = sqlx::query("DELETE FROM samples WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let samples = delete_returning(&mut tx, id, None).await?;
         for table in [
             "DELETE FROM events WHERE user_id = $1",
             "DELETE FROM analytics_baselines WHERE user_id = $1",
@@ -922,7 +949,7 @@ impl Store for PgStore {
         id: ConnectionId,
         delete_data: bool,
         at: DateTime<Utc>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Vec<SampleChange>>> {
         let mut tx = self.pool.begin().await?;
         let provider: Option<String> = sqlx::query_scalar(
             "SELECT provider FROM connections WHERE user_id = $1 AND id = $2 FOR UPDATE",
@@ -942,14 +969,9 @@ impl Store for PgStore {
         .bind(at)
         .execute(&mut *tx)
         .await?;
-        let mut removed = 0;
+        let mut removed = Vec::new();
         if delete_data {
-            removed = sqlx::query("DELETE FROM samples WHERE user_id = $1 AND provider = $2")
-                .bind(user.id)
-                .bind(&provider)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            removed = delete_returning(&mut tx, user.id, Some(&provider)).await?;
             sqlx::query("DELETE FROM events WHERE user_id = $1 AND provider = $2")
                 .bind(user.id)
                 .bind(&provider)

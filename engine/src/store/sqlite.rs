@@ -238,6 +238,37 @@ async fn write_samples_in(
     Ok(out)
 }
 
+/// Deletes a user's samples (optionally one provider's) and returns them as deletions.
+async fn delete_returning(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    user: UserId,
+    provider: Option<&str>,
+) -> Result<Vec<SampleChange>> {
+    let rows = sqlx::query(
+        "DELETE FROM samples WHERE user_id = $1 AND ($2 IS NULL OR provider = $2)
+         RETURNING provider, metric, recorded_at, value, local_date",
+    )
+    .bind(user)
+    .bind(provider)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SampleChange {
+                user_id: user,
+                provider: r.try_get("provider")?,
+                metric: r.try_get("metric")?,
+                recorded_at: instant(r.try_get("recorded_at")?)?,
+                old: Some(ChangedValue {
+                    value: r.try_get("value")?,
+                    local_date: date(r.try_get("local_date")?)?,
+                }),
+                new: None,
+            })
+        })
+        .collect()
+}
+
 /// `SELECT` of a connection with its workspace (through the user), followed by `$tail`.
 macro_rules! conn_select {
     ($tail:literal) => {
@@ -705,7 +736,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<u64>> {
+    async fn delete_user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<Vec<SampleChange>>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let exists: Option<uuid::Uuid> =
             sqlx::query_scalar("SELECT id FROM users WHERE workspace_id = $1 AND id = $2")
@@ -718,11 +749,7 @@ impl Store for SqliteStore {
         }
         // Explicit deletes (not only ON DELETE CASCADE) keep the count exact and make the
         // intent visible; every user-owned table is listed here.
-        let samples = sqlx::query("DELETE FROM samples WHERE user_id = $1")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let samples = delete_returning(&mut tx, id, None).await?;
         for table in [
             "DELETE FROM events WHERE user_id = $1",
             "DELETE FROM analytics_baselines WHERE user_id = $1",
@@ -1032,7 +1059,7 @@ impl Store for SqliteStore {
         id: ConnectionId,
         delete_data: bool,
         at: DateTime<Utc>,
-    ) -> Result<Option<u64>> {
+    ) -> Result<Option<Vec<SampleChange>>> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let provider: Option<String> =
             sqlx::query_scalar("SELECT provider FROM connections WHERE user_id = $1 AND id = $2")
@@ -1051,14 +1078,9 @@ impl Store for SqliteStore {
         .bind(micros(at))
         .execute(&mut *tx)
         .await?;
-        let mut removed = 0;
+        let mut removed = Vec::new();
         if delete_data {
-            removed = sqlx::query("DELETE FROM samples WHERE user_id = $1 AND provider = $2")
-                .bind(user.id)
-                .bind(&provider)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            removed = delete_returning(&mut tx, user.id, Some(&provider)).await?;
             sqlx::query("DELETE FROM events WHERE user_id = $1 AND provider = $2")
                 .bind(user.id)
                 .bind(&provider)
