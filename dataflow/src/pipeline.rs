@@ -38,6 +38,13 @@ pub enum Output {
 /// deltas they complete.
 pub type OutputSink = Sender<Output>;
 
+/// The latest day of a reduce's input: it arrives sorted by value, so the last entry.
+fn last_day(input: &[(&Day, isize)], output: &mut Vec<(Day, isize)>) {
+    if let Some((d, _)) = input.last() {
+        output.push((**d, 1));
+    }
+}
+
 /// Builds the pipeline in `scope`; returns the sample input and a probe on every output.
 pub fn build(
     scope: Scope<'_, Epoch>,
@@ -78,12 +85,7 @@ pub fn build(
     });
 
     let latest = daily.clone().map(|((u, m, d), _)| ((u, m), d)).reduce(
-        |_key: &(UserKey, MetricKey), input: &[(&Day, isize)], output| {
-            // Input is sorted by value: the last entry is the latest day.
-            if let Some((d, _)) = input.last() {
-                output.push((**d, 1isize));
-            }
-        },
+        |_key: &(UserKey, MetricKey), input: &[(&Day, isize)], output| last_day(input, output),
     );
 
     // Every (user, metric, day, window) a baseline window covers, tagged with its end.
@@ -98,13 +100,10 @@ pub fn build(
 
     // Correlations over the 90 dates ending at the user's latest date (any metric): a on d
     // against b on d (lag 0, a < b) and against b on d + 1 (lag 1).
-    let user_latest = values.clone().map(|((u, _, d), _)| (u, d)).reduce(
-        |_u: &UserKey, input: &[(&Day, isize)], output| {
-            if let Some((d, _)) = input.last() {
-                output.push((**d, 1isize));
-            }
-        },
-    );
+    let user_latest = values
+        .clone()
+        .map(|((u, _, d), _)| (u, d))
+        .reduce(|_u: &UserKey, input: &[(&Day, isize)], output| last_day(input, output));
     let span = user_latest.flat_map(|(u, last): (UserKey, Day)| {
         (0..CORRELATION_WINDOW).map(move |back| (u, last - back))
     });

@@ -208,13 +208,9 @@ impl View {
     fn analytics_of(r: &Rows) -> Analytics {
         let anomalies = r
             .anomalies
-            .iter()
-            .filter_map(|(k, vs)| {
-                let live: Vec<_> = vs
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(v, _)| v.clone())
-                    .collect();
+            .keys()
+            .filter_map(|k| {
+                let live: Vec<_> = live_all(&r.anomalies, k).into_iter().cloned().collect();
                 (!live.is_empty()).then_some((*k, live))
             })
             .collect();

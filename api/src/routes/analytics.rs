@@ -16,6 +16,7 @@ use vitasync_engine::domain::User;
 use crate::auth::{Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ValidQuery, path_id};
+use crate::routes::health_data::{check_metric, check_order, date_bounds};
 use crate::routes::path_user;
 use crate::state::AppState;
 
@@ -59,15 +60,6 @@ async fn rows(state: &AppState, user: &User, table: AnalyticsTable) -> Result<Ve
 
 fn text<'a>(v: &'a Value, field: &str) -> &'a str {
     v[field].as_str().unwrap_or_default()
-}
-
-fn check_metric(field: &'static str, metric: Option<&str>) -> Result<(), Error> {
-    match metric {
-        Some(m) if vitasync_engine::catalogue::metric(m).is_none() => {
-            Err(Error::invalid(field, format!("unknown metric '{m}'")))
-        }
-        _ => Ok(()),
-    }
 }
 
 macro_rules! fresh_or_return {
@@ -186,15 +178,7 @@ async fn list_anomalies(
         q.status.as_deref(),
         &["open", "acknowledged", "dismissed"],
     )?;
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| vitasync_engine::time::parse_date("from", s))
-        .transpose()?;
-    let to =
-        q.to.as_deref()
-            .map(|s| vitasync_engine::time::parse_date("to", s))
-            .transpose()?;
+    let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
     let epoch = fresh_or_return!(state, q.min_epoch);
     let data = rows(&state, &user, AnalyticsTable::Anomalies)
         .await?
@@ -349,20 +333,8 @@ pub async fn scores(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| vitasync_engine::time::parse_date("from", s))
-        .transpose()?;
-    let to =
-        q.to.as_deref()
-            .map(|s| vitasync_engine::time::parse_date("to", s))
-            .transpose()?;
-    if let (Some(f), Some(t)) = (from, to)
-        && f > t
-    {
-        return Err(Error::invalid("from", "must not be after `to`").into());
-    }
+    let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
+    check_order(from, to)?;
     let epoch = fresh_or_return!(state, q.min_epoch);
     let data = rows(&state, &user, AnalyticsTable::Scores)
         .await?

@@ -73,13 +73,24 @@ pub(crate) fn check_order<T: PartialOrd>(from: Option<T>, to: Option<T>) -> Resu
     }
 }
 
-fn check_metric(field: &'static str, m: Option<&str>) -> Result<(), Error> {
+pub(crate) fn check_metric(field: &'static str, m: Option<&str>) -> Result<(), Error> {
     match m {
         Some(name) if catalogue::metric(name).is_none() => {
             Err(Error::invalid(field, format!("unknown metric '{name}'")))
         }
         _ => Ok(()),
     }
+}
+
+/// The `from` and `to` query parameters as local dates (both inclusive), each optional.
+pub(crate) fn date_bounds(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<NaiveDate>, Option<NaiveDate>), Error> {
+    Ok((
+        from.map(|s| time::parse_date("from", s)).transpose()?,
+        to.map(|s| time::parse_date("to", s)).transpose()?,
+    ))
 }
 
 /// An instant, or a date meaning the start of that UTC day (`end` = the start of the next day).
@@ -182,15 +193,7 @@ pub async fn daily(
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
     check_metric("metric", q.metric.as_deref())?;
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| time::parse_date("from", s))
-        .transpose()?;
-    let to =
-        q.to.as_deref()
-            .map(|s| time::parse_date("to", s))
-            .transpose()?;
+    let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
     check_order(from, to)?;
     let groups = state
         .store
