@@ -164,6 +164,16 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ProviderError> 
     })
 }
 
+/// How one attempt failed, as far as retrying is concerned.
+enum Attempt {
+    /// 5xx, 408, timeouts, dropped connections: retry with backoff.
+    Transient(ProviderError),
+    /// 429: the budget is paused for this long.
+    RateLimited(Duration),
+    /// Anything retrying cannot fix.
+    Final(ProviderError),
+}
+
 /// Shared HTTP machinery for providers. Cheap to clone.
 #[derive(Clone)]
 pub struct ProviderHttp {
@@ -225,79 +235,79 @@ impl ProviderHttp {
         loop {
             attempt += 1;
             self.wait_for_budget(budget).await?;
-            let outcome = build(&self.client).send().await;
-            let resp = match outcome {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = ProviderError::Transient(describe(&e));
+            match self.attempt(budget, &build).await {
+                Ok(resp) => return Ok(resp),
+                Err(Attempt::Final(err)) => return Err(err),
+                Err(Attempt::Transient(err)) => {
                     if attempt >= self.policy.attempts {
                         return Err(err);
                     }
                     tracing::debug!(error = %err, attempt, "provider call failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff *= 2;
-                    continue;
                 }
-            };
-            let status = resp.status();
-            let headers = resp.headers().clone();
-            if let Some(info) = budget.headers.and_then(|p| p(&headers))
-                && info.remaining == Some(0)
-            {
-                let reset = info.reset_after.unwrap_or(Duration::from_secs(60));
-                self.budgets
-                    .pause(budget.narrowest(), Instant::now() + reset);
-            }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let wait = retry_after(&headers).unwrap_or(Duration::from_secs(60));
-                // A provider that limits per user answers one user's exhaustion with a 429
-                // too: pausing the whole application would stall every other user.
-                self.budgets
-                    .pause(budget.narrowest(), Instant::now() + wait);
-                tracing::info!(budget = %budget.app, wait_s = wait.as_secs_f64(), "provider rate limit hit");
-                if wait > self.policy.max_inline_wait || attempt >= self.policy.attempts + 2 {
-                    return Err(ProviderError::RateLimited {
-                        retry_after_secs: wait.as_secs().max(1),
-                    });
-                }
-                continue;
-            }
-            let body = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    // The connection dropped mid-body: the same as a timeout.
-                    let err = ProviderError::Transient(describe(&e));
-                    if attempt >= self.policy.attempts {
-                        return Err(err);
+                Err(Attempt::RateLimited(wait)) => {
+                    // The budget is paused; the next turn waits it out in `wait_for_budget`.
+                    if wait > self.policy.max_inline_wait || attempt >= self.policy.attempts + 2 {
+                        return Err(ProviderError::RateLimited {
+                            retry_after_secs: wait.as_secs().max(1),
+                        });
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff *= 2;
-                    continue;
                 }
-            };
-            if status.is_success() {
-                return Ok(Response {
-                    status,
-                    headers,
-                    body,
-                });
             }
-            let detail = format!("{status}: {}", snippet(&body));
-            if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-                if attempt >= self.policy.attempts {
-                    return Err(ProviderError::Transient(detail));
-                }
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-                continue;
-            }
-            return Err(match status {
-                StatusCode::UNAUTHORIZED => ProviderError::Unauthorized(detail),
-                StatusCode::FORBIDDEN => ProviderError::Forbidden(detail),
-                StatusCode::NOT_FOUND => ProviderError::NotFound(detail),
-                _ => ProviderError::Rejected(detail),
+        }
+    }
+
+    /// One request, its rate-limit bookkeeping and the classification of its outcome.
+    async fn attempt(
+        &self,
+        budget: &Budget,
+        build: &impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response, Attempt> {
+        let resp = build(&self.client)
+            .send()
+            .await
+            .map_err(|e| Attempt::Transient(ProviderError::Transient(describe(&e))))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        if let Some(info) = budget.headers.and_then(|p| p(&headers))
+            && info.remaining == Some(0)
+        {
+            let reset = info.reset_after.unwrap_or(Duration::from_secs(60));
+            self.budgets
+                .pause(budget.narrowest(), Instant::now() + reset);
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            let wait = retry_after(&headers).unwrap_or(Duration::from_secs(60));
+            // A provider that limits per user answers one user's exhaustion with a 429
+            // too: pausing the whole application would stall every other user.
+            self.budgets
+                .pause(budget.narrowest(), Instant::now() + wait);
+            tracing::info!(budget = %budget.app, wait_s = wait.as_secs_f64(), "provider rate limit hit");
+            return Err(Attempt::RateLimited(wait));
+        }
+        // A connection dropped mid-body is the same as a timeout.
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Attempt::Transient(ProviderError::Transient(describe(&e))))?;
+        if status.is_success() {
+            return Ok(Response {
+                status,
+                headers,
+                body,
             });
         }
+        let detail = format!("{status}: {}", snippet(&body));
+        Err(match status {
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => {
+                Attempt::Transient(ProviderError::Transient(detail))
+            }
+            StatusCode::UNAUTHORIZED => Attempt::Final(ProviderError::Unauthorized(detail)),
+            StatusCode::FORBIDDEN => Attempt::Final(ProviderError::Forbidden(detail)),
+            StatusCode::NOT_FOUND => Attempt::Final(ProviderError::NotFound(detail)),
+            _ => Attempt::Final(ProviderError::Rejected(detail)),
+        })
     }
 
     async fn wait_for_budget(&self, budget: &Budget) -> Result<(), ProviderError> {
