@@ -109,13 +109,14 @@ impl Application {
             .hydrate(store.as_ref())
             .await
             .context("hydrating the analytics")?;
-        analytics.spawn_materializer(store.clone());
+        let bus = Bus::new();
+        analytics.spawn_materializer(store.clone(), bus.clone());
         let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
         let sync = SyncEnv {
             store: store.clone(),
             registry: Registry::builtin(&config.providers, &http),
             keys: Arc::new(keyring.clone()),
-            bus: Bus::new(),
+            bus,
             http,
             analytics: analytics.clone(),
             public_url: config.public_base(),

@@ -6,6 +6,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 use vitasync_engine::analytics::{AnalyticsWrite, AnomalyRow};
+use vitasync_engine::bus::{AnalyticsChange, AnomalyFact};
 use vitasync_engine::catalogue;
 
 use crate::model::{
@@ -147,7 +148,7 @@ pub fn record_body(metric: u16, r: &Record) -> Value {
 /// The table writes that bring the tables in line with `rows` for every dirty key.
 pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
     let mut out = Vec::new();
-    for key @ (u, m, w) in &dirty.baselines {
+    for key @ (u, m, w) in dirty.baselines.keys() {
         out.push(AnalyticsWrite::Baseline {
             user_id: Uuid::from_u128(*u),
             metric: metric_name(*m).to_string(),
@@ -155,7 +156,7 @@ pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
             put: live(&rows.baselines, key).map(|b| (date_of(b.as_of), baseline_body(*m, *w, b))),
         });
     }
-    for key @ (u, m, d) in &dirty.anomalies {
+    for key @ (u, m, d) in dirty.anomalies.keys() {
         let found = live_all(&rows.anomalies, key);
         for method in METHODS {
             let id = anomaly_id(*u, *m, *d, method);
@@ -176,7 +177,7 @@ pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
             });
         }
     }
-    for key @ (u, a, b, lag) in &dirty.correlations {
+    for key @ (u, a, b, lag) in dirty.correlations.keys() {
         out.push(AnalyticsWrite::Correlation {
             user_id: Uuid::from_u128(*u),
             metric_a: metric_name(*a).to_string(),
@@ -186,14 +187,14 @@ pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
                 .map(|c| (c.pearson_r.0.abs(), correlation_body(*a, *b, *lag, c))),
         });
     }
-    for key @ (u, d) in &dirty.scores {
+    for key @ (u, d) in dirty.scores.keys() {
         out.push(AnalyticsWrite::Score {
             user_id: Uuid::from_u128(*u),
             date: date_of(*d),
             put: live(&rows.scores, key).map(|s| score_body(*d, s)),
         });
     }
-    for key @ (u, m) in &dirty.records {
+    for key @ (u, m) in dirty.records.keys() {
         out.push(AnalyticsWrite::Record {
             user_id: Uuid::from_u128(*u),
             metric: metric_name(*m).to_string(),
@@ -202,4 +203,111 @@ pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
         });
     }
     out
+}
+
+fn fact(u: u128, m: u16, d: i32, a: &Anomaly) -> AnomalyFact {
+    let id = anomaly_id(u, m, d, a.method);
+    AnomalyFact {
+        id,
+        metric: metric_name(m).to_string(),
+        date: date_of(d),
+        method: a.method.as_str().to_string(),
+        severity: a.severity.as_str().to_string(),
+        body: anomaly_body(id, m, d, a),
+    }
+}
+
+/// What the dirty keys' changes mean to a person, for the event bus: findings that appeared or
+/// resolved, scores that changed, correlations that appeared or disappeared, records broken.
+/// A finding whose numbers moved but that still holds is not news; neither is the first value
+/// of a metric (it sets a record, it does not break one).
+pub fn changes(dirty: &Dirty, rows: &Rows) -> Vec<(Uuid, AnalyticsChange)> {
+    let mut out = Vec::new();
+    for (key @ (u, m, d), before) in &dirty.anomalies {
+        let after = live_all(&rows.anomalies, key);
+        for a in &after {
+            if !before.iter().any(|b| b.method == a.method) {
+                let anomaly = fact(*u, *m, *d, a);
+                out.push((
+                    Uuid::from_u128(*u),
+                    AnalyticsChange::AnomalyDetected { anomaly },
+                ));
+            }
+        }
+        for b in before {
+            if !after.iter().any(|a| a.method == b.method) {
+                let anomaly = fact(*u, *m, *d, b);
+                out.push((
+                    Uuid::from_u128(*u),
+                    AnalyticsChange::AnomalyResolved { anomaly },
+                ));
+            }
+        }
+    }
+    for (key @ (u, d), before) in &dirty.scores {
+        if let Some(now) = live(&rows.scores, key)
+            && before.as_ref() != Some(now)
+        {
+            out.push((
+                Uuid::from_u128(*u),
+                AnalyticsChange::ScoreUpdated {
+                    date: date_of(*d),
+                    body: score_body(*d, now),
+                    previous: before.as_ref().map(|b| score_body(*d, b)),
+                },
+            ));
+        }
+    }
+    for (key @ (u, a, b, lag), before) in &dirty.correlations {
+        let (metric_a, metric_b) = (metric_name(*a).to_string(), metric_name(*b).to_string());
+        let change = match (before, live(&rows.correlations, key)) {
+            (None, Some(c)) => AnalyticsChange::CorrelationDiscovered {
+                metric_a,
+                metric_b,
+                lag_days: *lag,
+                body: correlation_body(*a, *b, *lag, c),
+            },
+            (Some(c), None) => AnalyticsChange::CorrelationDisappeared {
+                metric_a,
+                metric_b,
+                lag_days: *lag,
+                body: correlation_body(*a, *b, *lag, c),
+            },
+            _ => continue,
+        };
+        out.push((Uuid::from_u128(*u), change));
+    }
+    for (key @ (u, m), before) in &dirty.records {
+        let (Some(old), Some(new)) = (before, live(&rows.records, key)) else {
+            continue;
+        };
+        let lower = catalogue::CATALOGUE[*m as usize].lower_is_better;
+        let better = if lower {
+            new.value < old.value
+        } else {
+            new.value > old.value
+        };
+        if better {
+            out.push((
+                Uuid::from_u128(*u),
+                AnalyticsChange::RecordBroken {
+                    metric: metric_name(*m).to_string(),
+                    body: record_body(*m, new),
+                    previous: record_body(*m, old),
+                },
+            ));
+        }
+    }
+    out
+}
+
+/// The users with any dirty key.
+pub fn users(dirty: &Dirty) -> Vec<Uuid> {
+    let mut users: std::collections::BTreeSet<u128> = std::collections::BTreeSet::new();
+    users.extend(dirty.baselines.keys().map(|k| k.0));
+    users.extend(dirty.anomalies.keys().map(|k| k.0));
+    users.extend(dirty.correlations.keys().map(|k| k.0));
+    users.extend(dirty.scores.keys().map(|k| k.0));
+    users.extend(dirty.records.keys().map(|k| k.0));
+    users.into_iter().map(Uuid::from_u128).collect()
 }

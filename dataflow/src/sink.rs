@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use vitasync_engine::analytics::{AnalyticsSink, Epoch};
+use vitasync_engine::analytics::{AnalyticsSink, AnalyticsWrite, Epoch};
+use vitasync_engine::bus::{AnalyticsChange, Bus, BusEvent};
 use vitasync_engine::domain::SampleChange;
 use vitasync_engine::store::{DynStore, Store};
 
@@ -24,6 +25,24 @@ pub struct Analytics {
     viewed: tokio::sync::watch::Receiver<Epoch>,
     /// The epoch the analytics tables reflect (advanced by the materializer).
     materialized: tokio::sync::watch::Sender<Epoch>,
+}
+
+/// One materializer step: table writes, then the events they mean.
+#[derive(Default)]
+struct Flush {
+    writes: Vec<AnalyticsWrite>,
+    changes: Vec<(uuid::Uuid, AnalyticsChange)>,
+    users: Vec<uuid::Uuid>,
+}
+
+impl Flush {
+    fn extend(&mut self, next: Flush) {
+        self.writes.extend(next.writes);
+        self.changes.extend(next.changes);
+        self.users.extend(next.users);
+        self.users.sort_unstable();
+        self.users.dedup();
+    }
 }
 
 /// What hydration did.
@@ -75,40 +94,57 @@ impl Analytics {
 
     /// Starts the materializer: whenever the view advances, the rows of the keys that changed
     /// are written to the analytics tables in one transaction, then the materialised epoch
-    /// advances. The first flush replaces every table's contents (hydration recomputed them).
-    /// A failed flush is retried with the view's newer state; the epoch only advances once the
-    /// rows are stored.
-    pub fn spawn_materializer(self: &Arc<Self>, store: DynStore) {
+    /// advances and what changed is published on `bus`. The first flush replaces every table's
+    /// contents (hydration recomputed them) and publishes no findings: they are not news, the
+    /// data behind them was already there. A failed flush is retried with the view's newer
+    /// state; the epoch only advances, and events are only published, once the rows are stored.
+    pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus) {
         let me = self.clone();
         tokio::spawn(async move {
             let mut viewed = me.viewed.clone();
             let mut first = true;
             let mut backoff = std::time::Duration::from_millis(100);
-            let mut carried: Vec<vitasync_engine::analytics::AnalyticsWrite> = Vec::new();
+            let mut carried = Flush::default();
             loop {
-                let (epoch, writes) = me.view.take_dirty(|epoch, dirty, rows| {
-                    (epoch, crate::materialize::writes(&dirty, rows))
+                let (epoch, flush) = me.view.take_dirty(|epoch, dirty, rows| {
+                    let flush = Flush {
+                        writes: crate::materialize::writes(&dirty, rows),
+                        changes: crate::materialize::changes(&dirty, rows),
+                        users: crate::materialize::users(&dirty),
+                    };
+                    (epoch, flush)
                 });
                 // Writes of a failed flush are re-sent first; newer writes for the same keys
                 // come after them and win.
                 let mut batch = std::mem::take(&mut carried);
-                batch.extend(writes);
-                if !batch.is_empty() || first {
-                    match store.apply_analytics(&batch, first).await {
-                        Ok(()) => {
-                            first = false;
-                            backoff = std::time::Duration::from_millis(100);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "materializing analytics failed; retrying");
-                            carried = batch;
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-                            continue;
-                        }
+                batch.extend(flush);
+                if !batch.writes.is_empty() || first {
+                    if let Err(e) = store.apply_analytics(&batch.writes, first).await {
+                        tracing::error!(error = %e, "materializing analytics failed; retrying");
+                        carried = batch;
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                        continue;
                     }
+                    backoff = std::time::Duration::from_millis(100);
                 }
                 me.materialized.send_replace(epoch);
+                if !first {
+                    for (user_id, change) in batch.changes {
+                        bus.publish(BusEvent::AnalyticsChanged {
+                            user_id,
+                            epoch,
+                            change,
+                        });
+                    }
+                    if !batch.users.is_empty() {
+                        bus.publish(BusEvent::AnalyticsMaterialized {
+                            epoch,
+                            users: Arc::new(batch.users),
+                        });
+                    }
+                }
+                first = false;
                 if viewed.borrow_and_update().to_owned() > epoch {
                     continue;
                 }

@@ -58,14 +58,21 @@ fn single<K: Ord + Clone, V: Clone>(acc: &Acc<K, V>) -> BTreeMap<K, V> {
         .collect()
 }
 
-/// Keys whose rows changed since the materializer last took them.
+/// Keys whose rows changed since the materializer last took them, each with the live row(s)
+/// it had when it was first touched after the last take — so the materializer can tell a new
+/// finding from a changed or retracted one (the bus events) as well as write the new rows.
 #[derive(Default)]
 pub struct Dirty {
-    pub baselines: std::collections::BTreeSet<(u128, u16, u32)>,
-    pub anomalies: std::collections::BTreeSet<(u128, u16, i32)>,
-    pub correlations: std::collections::BTreeSet<(u128, u16, u16, u8)>,
-    pub scores: std::collections::BTreeSet<(u128, i32)>,
-    pub records: std::collections::BTreeSet<(u128, u16)>,
+    pub baselines: BTreeMap<(u128, u16, u32), Option<crate::model::Baseline>>,
+    pub anomalies: BTreeMap<(u128, u16, i32), Vec<crate::model::Anomaly>>,
+    pub correlations: BTreeMap<(u128, u16, u16, u8), Option<crate::model::Correlation>>,
+    pub scores: BTreeMap<(u128, i32), Option<crate::model::Scores>>,
+    pub records: BTreeMap<(u128, u16), Option<crate::model::Record>>,
+}
+
+/// Remembers `key`'s live row as its "before" unless the key is already dirty.
+fn touch<K: Ord + Copy, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc<K, V>, key: K) {
+    dirty.entry(key).or_insert_with(|| live(acc, &key).cloned());
 }
 
 #[derive(Default)]
@@ -99,24 +106,32 @@ impl View {
                 metric,
                 window,
                 ..
-            } => {
-                dirty.baselines.insert((*user, *metric, *window));
-            }
+            } => touch(
+                &mut dirty.baselines,
+                &r.baselines,
+                (*user, *metric, *window),
+            ),
             OutputDelta::Anomaly {
                 user, metric, day, ..
             } => {
-                dirty.anomalies.insert((*user, *metric, *day));
+                let key = (*user, *metric, *day);
+                dirty
+                    .anomalies
+                    .entry(key)
+                    .or_insert_with(|| live_all(&r.anomalies, &key).into_iter().cloned().collect());
             }
             OutputDelta::Correlation {
                 user, a, b, lag, ..
-            } => {
-                dirty.correlations.insert((*user, *a, *b, *lag));
-            }
+            } => touch(
+                &mut dirty.correlations,
+                &r.correlations,
+                (*user, *a, *b, *lag),
+            ),
             OutputDelta::Scores { user, day, .. } => {
-                dirty.scores.insert((*user, *day));
+                touch(&mut dirty.scores, &r.scores, (*user, *day))
             }
             OutputDelta::Record { user, metric, .. } => {
-                dirty.records.insert((*user, *metric));
+                touch(&mut dirty.records, &r.records, (*user, *metric))
             }
         }
         match d {

@@ -1,6 +1,7 @@
 //! The in-process event bus: every state change of the data-in side (connections, sync jobs,
-//! committed sample changes) is published here, and later stages (analytics, notifications,
-//! webhooks, MCP subscriptions) subscribe. Publishing never blocks and never fails: with no
+//! committed sample changes) and of the materialised analytics (findings appearing and
+//! resolving, scores, records) is published here, and later stages (notifications, webhooks,
+//! MCP subscriptions, metrics) subscribe. Publishing never blocks and never fails: with no
 //! subscriber the event is dropped, and a subscriber that falls behind by more than the
 //! channel's capacity is told how many it missed (`RecvError::Lagged`) rather than slowing the
 //! publisher.
@@ -10,6 +11,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
+use chrono::NaiveDate;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::analytics::Epoch;
 use crate::domain::{ConnectionId, SampleChange, SyncJobId, UserId, WorkspaceId};
 
 /// Events per subscriber kept before the slowest one starts missing some.
@@ -62,6 +68,65 @@ pub enum BusEvent {
         changes: Arc<Vec<SampleChange>>,
         at: DateTime<Utc>,
     },
+    /// A change of one user's analytics, published once the materializer has stored it (so a
+    /// subscriber that reads the tables sees it). Epoch = the analytics epoch that produced it.
+    AnalyticsChanged {
+        user_id: UserId,
+        epoch: Epoch,
+        change: AnalyticsChange,
+    },
+    /// The analytics tables now reflect `epoch`; `users` are those whose rows changed.
+    AnalyticsMaterialized {
+        epoch: Epoch,
+        users: Arc<Vec<UserId>>,
+    },
+}
+
+/// What changed in a user's analytics. Bodies are the rows as the API returns them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnalyticsChange {
+    /// A finding that did not exist before (for this metric, date and method).
+    AnomalyDetected { anomaly: AnomalyFact },
+    /// A finding later data removed; `anomaly` is the last state it had.
+    AnomalyResolved { anomaly: AnomalyFact },
+    /// A day's scores are new or changed; `previous` is what they were.
+    ScoreUpdated {
+        date: NaiveDate,
+        body: Value,
+        previous: Option<Value>,
+    },
+    /// A significant correlation appeared.
+    CorrelationDiscovered {
+        metric_a: String,
+        metric_b: String,
+        lag_days: u8,
+        body: Value,
+    },
+    /// A significant correlation is no longer significant (or lost its data).
+    CorrelationDisappeared {
+        metric_a: String,
+        metric_b: String,
+        lag_days: u8,
+        body: Value,
+    },
+    /// A better best-daily value than the previous record (the first value of a metric sets a
+    /// record without breaking one).
+    RecordBroken {
+        metric: String,
+        body: Value,
+        previous: Value,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnomalyFact {
+    /// The anomaly's stable id (the same id the API serves).
+    pub id: Uuid,
+    pub metric: String,
+    pub date: NaiveDate,
+    pub method: String,
+    pub severity: String,
+    pub body: Value,
 }
 
 /// Cheap to clone; all clones publish to the same subscribers.

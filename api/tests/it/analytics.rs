@@ -10,6 +10,7 @@ use vitasync_dataflow::model::SampleRow;
 use vitasync_dataflow::sink::deltas;
 use vitasync_dataflow::{materialize, oracle};
 use vitasync_engine::analytics::AnalyticsTable;
+use vitasync_engine::bus::{AnalyticsChange, BusEvent};
 
 use crate::common::{TestApp, start};
 use crate::on_both_backends;
@@ -223,9 +224,99 @@ async fn a_restart_hydrates_from_the_store(app: TestApp) {
     assert!(!after.scores.is_empty() && !after.correlations.is_empty());
 }
 
+/// The analytics events the bus carried until it stayed quiet for a moment.
+async fn drain(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<BusEvent>>,
+) -> Vec<(String, AnalyticsChange)> {
+    let mut out = Vec::new();
+    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(700), rx.recv()).await {
+        if let BusEvent::AnalyticsChanged {
+            user_id, change, ..
+        } = e.as_ref()
+        {
+            out.push((user_id.to_string(), change.clone()));
+        }
+    }
+    out
+}
+
+async fn analytics_changes_reach_the_bus(app: TestApp) {
+    let user = app.create_user("bus-1", None).await;
+    let mut rx = app.sync.bus.subscribe();
+    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
+    app.ingest(&user, json!(calm)).await;
+    let w = app
+        .ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
+        .await;
+    let e = w["epoch"].as_u64().unwrap();
+    let events = drain(&mut rx).await;
+    assert!(events.iter().all(|(u, _)| *u == user));
+    let detected: Vec<_> = events
+        .iter()
+        .filter_map(|(_, c)| match c {
+            AnalyticsChange::AnomalyDetected { anomaly } => Some(anomaly),
+            _ => None,
+        })
+        .collect();
+    let elevation = detected
+        .iter()
+        .find(|a| a.method == "rhr_elevation")
+        .expect("the sustained elevation was announced");
+    assert_eq!(elevation.date.to_string(), "2024-03-22");
+    assert_eq!(elevation.severity, "warning");
+    // The event's id is the id the API serves (so a notification can link to it).
+    let listed = app
+        .get_json(&format!(
+            "/v1/users/{user}/analytics/anomalies?method=rhr_elevation&min_epoch={e}"
+        ))
+        .await;
+    assert_eq!(listed["data"][0]["id"], json!(elevation.id.to_string()));
+    // Every day got scores; the first values of a metric break no record.
+    assert!(
+        events
+            .iter()
+            .any(|(_, c)| matches!(c, AnalyticsChange::ScoreUpdated { .. }))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|(_, c)| matches!(c, AnalyticsChange::RecordBroken { .. }))
+    );
+
+    // A lower resting heart rate is a record; the correction retracts the elevation.
+    app.ingest(&user, json!([rhr(22, 59.0), rhr(23, 50.0)]))
+        .await;
+    let events = drain(&mut rx).await;
+    assert!(events.iter().any(|(_, c)| matches!(
+        c,
+        AnalyticsChange::AnomalyResolved { anomaly } if anomaly.id == elevation.id
+    )));
+    let broken: Vec<_> = events
+        .iter()
+        .filter_map(|(_, c)| match c {
+            AnalyticsChange::RecordBroken {
+                metric,
+                body,
+                previous,
+            } => Some((
+                metric.as_str(),
+                body["value"].as_f64(),
+                previous["value"].as_f64(),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        broken,
+        vec![("resting_heart_rate", Some(50.0), Some(58.0))],
+        "{events:?}"
+    );
+}
+
 on_both_backends!(
     writes_reach_the_analytics,
-    a_restart_hydrates_from_the_store
+    a_restart_hydrates_from_the_store,
+    analytics_changes_reach_the_bus
 );
 
 async fn the_api_serves_fresh_analytics(app: TestApp) {

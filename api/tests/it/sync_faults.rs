@@ -241,6 +241,9 @@ async fn expired_token_is_refreshed_once(backend: Backend) {
             BusEvent::SyncFailed { .. } => "failed",
             BusEvent::ConnectionErrored { .. } => "errored",
             BusEvent::ConnectionDisconnected { .. } => "disconnected",
+            BusEvent::AnalyticsChanged { .. } | BusEvent::AnalyticsMaterialized { .. } => {
+                "analytics"
+            }
         })
         .collect();
     for k in [
