@@ -5,16 +5,19 @@
 //! is exactly what that write changed. Windows are computed from the local date carried in the
 //! data.
 //!
-//! Shape:
+//! Shape (memory is what arrangements hold, so each value is held a small, fixed number of
+//! times, and an update re-evaluates a bounded neighbourhood of what changed):
 //! - samples keyed by (user, metric, day) → `reduce` → the daily value (one provider, the
 //!   catalogue's rule);
-//! - daily values keyed by (user, metric) → `reduce` → the latest day with data;
-//! - each latest day fans out to the dates of its 28- and 90-day windows, which are joined with
-//!   the daily values by (user, metric, day) — when the latest day moves by one, only the dates
-//!   entering and leaving a window change, so the cost follows the change, not the history;
-//! - window members keyed by (user, metric, window) → `reduce` → the baseline statistics.
+//! - daily values keyed by (user, metric) → one `reduce` → the 28- and 90-date baselines ending
+//!   at the latest date, and the personal record;
+//! - daily values in blocks of dates (`trailing`) → each date's value with the statistics of the
+//!   dates before it → anomalies, and the score references (RHR median, ln rMSSD normal range);
+//! - daily values keyed by user → one `reduce` → correlations over the user's last 90 dates;
+//! - the day's values and references keyed by (user, day) → `reduce` → health scores.
 
 use crossbeam_channel::Sender;
+use differential_dataflow::VecCollection;
 use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::{ProbeHandle, Scope};
 
@@ -38,10 +41,102 @@ pub enum Output {
 /// deltas they complete.
 pub type OutputSink = Sender<Output>;
 
-/// The latest day of a reduce's input: it arrives sorted by value, so the last entry.
-fn last_day(input: &[(&Day, isize)], output: &mut Vec<(Day, isize)>) {
-    if let Some((d, _)) = input.last() {
-        output.push((**d, 1));
+/// What the per-series reduce produces.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+enum SeriesOut {
+    Baseline(u32, crate::model::Baseline),
+    Record(crate::model::Record),
+}
+
+/// For each date with a value, the value and `stat` over the values of the `window` dates before it (the date
+/// itself excluded). One arrangement per window would copy every value `window` times; instead
+/// dates are grouped in blocks of `2^k ≥ window` dates and each value goes to its own block (as a
+/// date to evaluate and a window member) and to the next block (as a window member only), so a
+/// value is held twice and a change re-evaluates at most two blocks, however long the history.
+#[allow(clippy::type_complexity)]
+fn trailing<'s, S>(
+    values: VecCollection<'s, Epoch, ((UserKey, MetricKey, Day), Fixed)>,
+    window: Day,
+    stat: fn(&[Fixed]) -> Option<S>,
+) -> VecCollection<'s, Epoch, ((UserKey, MetricKey, Day), (Fixed, S))>
+where
+    S: differential_dataflow::ExchangeData + Ord + Clone,
+{
+    let block = (window as u32).next_power_of_two() as Day;
+    values
+        .flat_map(move |((u, m, d), v): ((UserKey, MetricKey, Day), Fixed)| {
+            let b = d.div_euclid(block);
+            [((u, m, b), (d, v)), ((u, m, b + 1), (d, v))]
+        })
+        .reduce(
+            move |key: &(UserKey, MetricKey, Day),
+                  input: &[(&(Day, Fixed), isize)],
+                  output: &mut Vec<((Day, Fixed, S), isize)>| {
+                // Sorted by date: the previous block's values, then this block's.
+                let vals: Vec<(Day, Fixed)> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(dv, _)| **dv)
+                    .collect();
+                let mut from = 0;
+                let mut members: Vec<Fixed> = Vec::with_capacity(window as usize);
+                for (i, (d, v)) in vals.iter().enumerate() {
+                    if d.div_euclid(block) != key.2 {
+                        continue;
+                    }
+                    while vals[from].0 < d - window {
+                        from += 1;
+                    }
+                    members.clear();
+                    members.extend(vals[from..i].iter().map(|(_, v)| *v));
+                    if let Some(s) = stat(&members) {
+                        output.push(((*d, *v, s), 1));
+                    }
+                }
+            },
+        )
+        .map(|((u, m, _), (d, v, s))| ((u, m, d), (v, s)))
+}
+
+/// Every significant correlation of one user (a on d against b on d for a < b, and against b on
+/// d + 1 for a ≠ b) over the 90 dates ending at the user's latest date; `vals` sorted by date.
+#[allow(clippy::type_complexity)]
+fn user_correlations(
+    vals: &[(Day, MetricKey, Fixed)],
+    output: &mut Vec<((MetricKey, MetricKey, u8, crate::model::Correlation), isize)>,
+) {
+    let Some(last) = vals.last().map(|(d, _, _)| *d) else {
+        return;
+    };
+    let start = vals.partition_point(|(d, _, _)| *d <= last - CORRELATION_WINDOW);
+    let mut series: std::collections::BTreeMap<MetricKey, Vec<(Day, Fixed)>> =
+        std::collections::BTreeMap::new();
+    for (d, m, v) in &vals[start..] {
+        series.entry(*m).or_default().push((*d, *v));
+    }
+    let mut pairs = Vec::with_capacity(CORRELATION_WINDOW as usize);
+    for (a, xs) in &series {
+        for (b, ys) in &series {
+            for lag in [0u8, 1] {
+                if (lag == 0 && a >= b) || (lag == 1 && a == b) {
+                    continue;
+                }
+                pairs.clear();
+                let mut j = 0;
+                for (d, x) in xs {
+                    let want = d + Day::from(lag);
+                    while j < ys.len() && ys[j].0 < want {
+                        j += 1;
+                    }
+                    if j < ys.len() && ys[j].0 == want {
+                        pairs.push((*x, ys[j].1));
+                    }
+                }
+                if let Some(c) = stats::correlation(&pairs) {
+                    output.push(((*a, *b, lag, c), 1));
+                }
+            }
+        }
     }
 }
 
@@ -84,62 +179,27 @@ pub fn build(
         ));
     });
 
-    let latest = daily.clone().map(|((u, m, d), _)| ((u, m), d)).reduce(
-        |_key: &(UserKey, MetricKey), input: &[(&Day, isize)], output| last_day(input, output),
-    );
-
-    // Every (user, metric, day, window) a baseline window covers, tagged with its end.
-    let members = latest.flat_map(|((u, m), last): ((UserKey, MetricKey), Day)| {
-        WINDOWS
-            .into_iter()
-            .flat_map(move |w| (0..w as Day).map(move |back| ((u, m, last - back), (w, last))))
-    });
     let values = daily
         .probe_with(&probe)
         .map(|((u, m, d), daily)| ((u, m, d), daily.value));
 
-    // Correlations over the 90 dates ending at the user's latest date (any metric): a on d
-    // against b on d (lag 0, a < b) and against b on d + 1 (lag 1).
-    let user_latest = values
-        .clone()
-        .map(|((u, _, d), _)| (u, d))
-        .reduce(|_u: &UserKey, input: &[(&Day, isize)], output| last_day(input, output));
-    let span = user_latest.flat_map(|(u, last): (UserKey, Day)| {
-        (0..CORRELATION_WINDOW).map(move |back| (u, last - back))
-    });
-    let in_window = values
-        .clone()
-        .map(|((u, m, d), v)| ((u, d), (m, v)))
-        .semijoin(span);
-    let same_day = in_window
-        .clone()
-        .join(in_window.clone())
-        .filter(|(_, ((a, _), (b, _)))| a < b)
-        .map(|((u, d), ((a, x), (b, y)))| ((u, a, b, 0u8), (d, x, y)));
-    let next_day = in_window
-        .clone()
-        .map(|((u, d), av)| ((u, d + 1), av))
-        .join(in_window)
-        .filter(|(_, ((a, _), (b, _)))| a != b)
-        .map(|((u, d), ((a, x), (b, y)))| ((u, a, b, 1u8), (d - 1, x, y)));
+    // Correlations over the 90 dates ending at the user's latest date (any metric), one reduce
+    // per user: the user's values are held once, where pairing them by joins held every pair.
     let correlation_out = sink.clone();
-    same_day
-        .concat(next_day)
+    values
+        .clone()
+        .map(|((u, m, d), v)| (u, (d, m, v)))
         .reduce(
-            |_key: &(UserKey, MetricKey, MetricKey, u8),
-             input: &[(&(Day, Fixed, Fixed), isize)],
-             output| {
-                // Sorted by date.
-                let pairs: Vec<(Fixed, Fixed)> = input
+            |_u: &UserKey, input: &[(&(Day, MetricKey, Fixed), isize)], output| {
+                let vals: Vec<(Day, MetricKey, Fixed)> = input
                     .iter()
                     .filter(|(_, n)| *n > 0)
-                    .map(|((_, x, y), _)| (*x, *y))
+                    .map(|(x, _)| **x)
                     .collect();
-                if let Some(c) = stats::correlation(&pairs) {
-                    output.push((c, 1isize));
-                }
+                user_correlations(&vals, output);
             },
         )
+        .map(|(u, (a, b, lag, c))| ((u, a, b, lag), c))
         .inspect(move |(((u, a, b, lag), c), t, diff)| {
             let _ = correlation_out.send(Output::Delta(
                 *t,
@@ -155,9 +215,9 @@ pub fn build(
         })
         .probe_with(&probe);
 
-    // Personal records: the best daily value per (user, metric).
-    let record_out = sink.clone();
-    values
+    // Per (user, metric) series: the baselines of the windows ending at the latest date and the
+    // personal record, from one arrangement of the series.
+    let series = values
         .clone()
         .map(|((u, m, d), v)| ((u, m), (d, v)))
         .reduce(
@@ -167,11 +227,26 @@ pub fn build(
                     .filter(|(_, n)| *n > 0)
                     .map(|(dv, _)| **dv)
                     .collect();
+                let Some(&(last, _)) = vals.last() else {
+                    return;
+                };
+                for w in WINDOWS {
+                    let from = vals.partition_point(|(d, _)| *d <= last - w as Day);
+                    let b = stats::baseline(last, &vals[from..]);
+                    output.push((SeriesOut::Baseline(w, b), 1isize));
+                }
                 if let Some(r) = stats::record(key.1, &vals) {
-                    output.push((r, 1isize));
+                    output.push((SeriesOut::Record(r), 1isize));
                 }
             },
-        )
+        );
+    let record_out = sink.clone();
+    series
+        .clone()
+        .flat_map(|(k, o)| match o {
+            SeriesOut::Record(r) => Some((k, r)),
+            SeriesOut::Baseline(..) => None,
+        })
         .inspect(move |(((u, m), r), t, diff)| {
             let _ = record_out.send(Output::Delta(
                 *t,
@@ -185,32 +260,9 @@ pub fn build(
         })
         .probe_with(&probe);
 
-    // Anomalies. Each daily value belongs to the windows of the 28 dates after it; only dates
-    // that have a value are checked, so the windows of empty future dates are never built.
-    let targets = values.clone().map(|(k, _)| k);
-    let windows = values
-        .clone()
-        .flat_map(|((u, m, d), v): ((UserKey, MetricKey, Day), Fixed)| {
-            (1..=ANOMALY_WINDOW).map(move |k| ((u, m, d + k), (d, v)))
-        })
-        .semijoin(targets)
-        .reduce(
-            |_key: &(UserKey, MetricKey, Day), input: &[(&(Day, Fixed), isize)], output| {
-                // Sorted by date, so the window's values arrive in date order.
-                let vals: Vec<Fixed> = input
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|((_, v), _)| *v)
-                    .collect();
-                if let Some(ws) = stats::window_stats(&vals) {
-                    output.push((ws, 1isize));
-                }
-            },
-        );
+    // Anomalies: each dated value against the window of the 28 dates before it.
+    let checked = trailing(values.clone(), ANOMALY_WINDOW, stats::window_stats);
     let rhr = metric_key("resting_heart_rate").expect("the catalogue has resting_heart_rate");
-    let checked = values
-        .clone()
-        .join_map(windows.clone(), |k, v, ws| (*k, (*v, ws.clone())));
     let windowed = checked.clone().flat_map(|(k, (v, ws))| {
         stats::detect_window(v, &ws)
             .into_iter()
@@ -219,8 +271,9 @@ pub fn build(
     let clinical = values
         .clone()
         .flat_map(|((u, m, d), v)| stats::detect_clinical(m, v).map(|a| ((u, m, d), a)));
-    let elevated =
-        checked.filter(move |((_, m, _), (v, ws))| *m == rhr && stats::rhr_elevated(*v, ws));
+    let elevated = checked
+        .clone()
+        .filter(move |((_, m, _), (v, ws))| *m == rhr && stats::rhr_elevated(*v, ws));
     let elevated_next = elevated.clone().map(|((u, m, d), _)| (u, m, d + 1));
     let sustained = elevated
         .semijoin(elevated_next)
@@ -237,29 +290,13 @@ pub fn build(
         .clone()
         .filter(move |((_, m, _), _)| score_metrics.contains(m))
         .map(|((u, m, d), v)| ((u, d), ScoreInput::Value(m, v)));
-    let rhr_refs = windows
-        .filter(move |((_, m, _), _)| *m == rhr)
-        .map(|((u, _, d), ws)| ((u, d), ScoreInput::RhrMedian(ws.median)));
-    let hrv_values = values.clone().filter(move |((_, m, _), _)| *m == hrv);
-    let hrv_refs = hrv_values
+    let rhr_refs = checked
         .clone()
-        .flat_map(|((u, m, d), v): ((UserKey, MetricKey, Day), Fixed)| {
-            (1..=HRV_REFERENCE_WINDOW).map(move |k| ((u, m, d + k), (d, v)))
-        })
-        .semijoin(hrv_values.map(|(k, _)| k))
-        .reduce(
-            |_key: &(UserKey, MetricKey, Day), input: &[(&(Day, Fixed), isize)], output| {
-                let vals: Vec<Fixed> = input
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|((_, v), _)| *v)
-                    .collect();
-                if let Some((mean, sd)) = stats::hrv_reference(&vals) {
-                    output.push(((mean, sd), 1isize));
-                }
-            },
-        )
-        .map(|((u, _, d), (mean, sd))| ((u, d), ScoreInput::HrvReference(mean, sd)));
+        .filter(move |((_, m, _), _)| *m == rhr)
+        .map(|((u, _, d), (_, ws))| ((u, d), ScoreInput::RhrMedian(ws.median)));
+    let hrv_values = values.clone().filter(move |((_, m, _), _)| *m == hrv);
+    let hrv_refs = trailing(hrv_values, HRV_REFERENCE_WINDOW, stats::hrv_reference)
+        .map(|((u, _, d), (_, (mean, sd)))| ((u, d), ScoreInput::HrvReference(mean, sd)));
     let scores_out = sink.clone();
     day_inputs
         .concat(rhr_refs)
@@ -306,26 +343,11 @@ pub fn build(
             ));
         })
         .probe_with(&probe);
-    let windowed = members.join_map(values, |(u, m, d), (w, last), v: &Fixed| {
-        ((*u, *m, *w), (*last, *d, *v))
-    });
-
     let baseline_out = sink;
-    windowed
-        .reduce(|_key: &(UserKey, MetricKey, u32), input, output| {
-            // Sorted by (window end, day): every entry shares the end (one latest per key).
-            let as_of = input
-                .first()
-                .map(|((last, _, _), _)| *last)
-                .unwrap_or_default();
-            let values: Vec<(Day, Fixed)> = input
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|((_, d, v), _)| (*d, *v))
-                .collect();
-            if !values.is_empty() {
-                output.push((stats::baseline(as_of, &values), 1isize));
-            }
+    series
+        .flat_map(|((u, m), o)| match o {
+            SeriesOut::Baseline(w, b) => Some(((u, m, w), b)),
+            SeriesOut::Record(_) => None,
         })
         .inspect(move |(((u, m, w), b), t, diff)| {
             let _ = baseline_out.send(Output::Delta(
