@@ -9,6 +9,10 @@ scripts/check-version.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# shellcheck source=scripts/python-env.sh
+source scripts/python-env.sh
+python_env
+
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
     # shellcheck source=scripts/pg.sh
     source scripts/pg.sh

@@ -11,6 +11,7 @@ mod crash;
 mod fitabase;
 mod health_data;
 mod oauth;
+mod real_data;
 mod sync_faults;
 mod system;
 mod tenancy;
