@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use vitasync_engine::Error;
-use vitasync_engine::analytics::AnalyticsTable;
+use vitasync_engine::analytics::{AnalyticsTable, AnomalyFilter};
+use vitasync_engine::cursor::{Cursor, Limit, Page};
 use vitasync_engine::domain::User;
 
 use crate::auth::{Authed, Read, Write};
@@ -30,6 +31,18 @@ pub struct AnalyticsList {
     pub data: Vec<Value>,
     /// The analytics epoch these rows reflect.
     pub epoch: u64,
+    /// Where the next page starts (`cursor=`); null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl AnalyticsList {
+    fn all(data: Vec<Value>, epoch: u64) -> Self {
+        AnalyticsList {
+            data,
+            epoch,
+            next_cursor: None,
+        }
+    }
 }
 
 /// Waits until the tables reflect `min_epoch`; returns the epoch they reflect.
@@ -109,7 +122,7 @@ pub async fn baselines(
         .filter(|b| q.metric.as_deref().is_none_or(|m| text(b, "metric") == m))
         .filter(|b| q.window.is_none_or(|w| b["window_days"] == w))
         .collect();
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -127,6 +140,10 @@ pub struct AnomalyQuery {
     pub from: Option<String>,
     /// Last date (YYYY-MM-DD), inclusive.
     pub to: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
     pub min_epoch: Option<u64>,
 }
 
@@ -179,22 +196,36 @@ async fn list_anomalies(
         &["open", "acknowledged", "dismissed"],
     )?;
     let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
+    let limit = Limit::parse(q.limit)?;
+    let after = q
+        .cursor
+        .as_deref()
+        .map(Cursor::decode)
+        .transpose()?
+        .map(|c| (c.at.date_naive(), c.id));
     let epoch = fresh_or_return!(state, q.min_epoch);
-    let data = rows(&state, &user, AnalyticsTable::Anomalies)
-        .await?
-        .into_iter()
-        .filter(|a| q.metric.as_deref().is_none_or(|m| text(a, "metric") == m))
-        .filter(|a| q.method.as_deref().is_none_or(|m| text(a, "method") == m))
-        .filter(|a| {
-            q.severity
-                .as_deref()
-                .is_none_or(|m| text(a, "severity") == m)
-        })
-        .filter(|a| q.status.as_deref().is_none_or(|m| text(a, "status") == m))
-        .filter(|a| from.is_none_or(|f| text(a, "date") >= f.to_string().as_str()))
-        .filter(|a| to.is_none_or(|t| text(a, "date") <= t.to_string().as_str()))
-        .collect();
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    let filter = AnomalyFilter {
+        metric: q.metric,
+        method: q.method,
+        severity: q.severity,
+        status: q.status,
+        from,
+        to,
+    };
+    let rows = state
+        .store
+        .anomalies_page(&user, &filter, after, limit.0 + 1)
+        .await?;
+    // A cursor is the (date, id) of the page's last row; the date travels as its midnight.
+    let page = Page::from_overfetch(rows, limit, |(date, id, _)| Cursor {
+        at: date.and_time(chrono::NaiveTime::MIN).and_utc(),
+        id: *id,
+    });
+    Ok(HttpResponse::Ok().json(AnalyticsList {
+        data: page.items.into_iter().map(|(_, _, body)| body).collect(),
+        epoch,
+        next_cursor: page.next.map(|c| c.encode()),
+    }))
 }
 
 async fn set_status(
@@ -306,7 +337,7 @@ async fn list_correlations(
                 .is_none_or(|m| text(c, "metric_a") == m || text(c, "metric_b") == m)
         })
         .collect();
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -342,7 +373,7 @@ pub async fn scores(
         .filter(|s| from.is_none_or(|f| text(s, "date") >= f.to_string().as_str()))
         .filter(|s| to.is_none_or(|t| text(s, "date") <= t.to_string().as_str()))
         .collect();
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -371,7 +402,7 @@ pub async fn latest_scores(
         .last()
         .into_iter()
         .collect();
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
 /// Personal records: each metric's best daily value.
@@ -388,7 +419,7 @@ pub async fn records(
     let user = path_user(&state, &auth, &path).await?;
     let epoch = fresh_or_return!(state, q.0.min_epoch);
     let data = rows(&state, &user, AnalyticsTable::Records).await?;
-    Ok(HttpResponse::Ok().json(AnalyticsList { data, epoch }))
+    Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
 /// The seed's `POST analytics/anomalies`: the materialised anomalies (filters in the query).

@@ -395,6 +395,56 @@ async fn the_api_serves_fresh_analytics(app: TestApp) {
         .await;
     assert_eq!(res.status(), reqwest::StatusCode::NOT_FOUND);
 
+    // Paging: newest date first, pages of two follow each other without gaps or repeats, and
+    // the filters apply before the page is cut.
+    let all = app.get_json(&format!("{base}/anomalies?limit=1000")).await;
+    assert_eq!(all["next_cursor"], serde_json::Value::Null);
+    let all = all["data"].as_array().unwrap().clone();
+    assert!(all.len() >= 3, "{all:?}");
+    let dates: Vec<&str> = all.iter().map(|a| a["date"].as_str().unwrap()).collect();
+    assert!(dates.windows(2).all(|w| w[0] >= w[1]), "{dates:?}");
+    let mut paged = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(c) => format!("{base}/anomalies?limit=2&cursor={c}"),
+            None => format!("{base}/anomalies?limit=2"),
+        };
+        let page = app.get_json(&url).await;
+        let items = page["data"].as_array().unwrap();
+        assert!(items.len() <= 2);
+        paged.extend(items.iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, all);
+    let window = app
+        .get_json(&format!(
+            "{base}/anomalies?from=2024-03-21&to=2024-03-22&limit=1000"
+        ))
+        .await;
+    let expected: Vec<_> = all
+        .iter()
+        .filter(|a| ["2024-03-21", "2024-03-22"].contains(&a["date"].as_str().unwrap()))
+        .cloned()
+        .collect();
+    assert_eq!(window["data"].as_array().unwrap(), &expected);
+    let dismissed = app
+        .get_json(&format!("{base}/anomalies?status=dismissed"))
+        .await;
+    assert_eq!(dismissed["data"].as_array().unwrap().len(), 1);
+    assert_eq!(dismissed["data"][0]["id"], id.as_str());
+    let err = crate::common::expect_error(
+        app.get(&format!("{base}/anomalies?cursor=not-a-cursor"))
+            .await,
+        reqwest::StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    assert_eq!(err["field"], "cursor");
+
     let s = app
         .get_json(&format!("{base}/scores/latest?min_epoch={e}"))
         .await;
@@ -461,6 +511,7 @@ async fn the_api_serves_fresh_analytics(app: TestApp) {
         ("baselines?window=7", "window"),
         ("baselines?metric=nope", "metric"),
         ("anomalies?severity=loud", "severity"),
+        ("anomalies?limit=0", "limit"),
         ("correlations?lag=3", "lag"),
         ("scores?from=2024-03-10&to=2024-03-01", "from"),
     ] {

@@ -255,6 +255,16 @@ pub trait Store: Send + Sync + 'static {
         table: AnalyticsTable,
     ) -> Result<Vec<serde_json::Value>>;
 
+    /// One user's anomalies matching `filter`, newest date first then by id, after the
+    /// (date, id) position `after`, at most `limit` (each body carries its `status`).
+    async fn anomalies_page(
+        &self,
+        user: &User,
+        filter: &crate::analytics::AnomalyFilter,
+        after: Option<(chrono::NaiveDate, uuid::Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<(chrono::NaiveDate, uuid::Uuid, serde_json::Value)>>;
+
     // OAuth states.
     async fn insert_oauth_state(&self, state: &OAuthState) -> Result<()>;
     /// Removes and returns the state (single use), expired or not; expired states of anyone

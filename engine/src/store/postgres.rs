@@ -1453,6 +1453,45 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn anomalies_page(
+        &self,
+        user: &User,
+        filter: &crate::analytics::AnomalyFilter,
+        after: Option<(chrono::NaiveDate, uuid::Uuid)>,
+        limit: u32,
+    ) -> Result<Vec<(chrono::NaiveDate, uuid::Uuid, serde_json::Value)>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.date, a.body, COALESCE(s.status, 'open') AS status
+             FROM analytics_anomalies a LEFT JOIN anomaly_status s ON s.anomaly_id = a.id
+             WHERE a.user_id = $1
+               AND ($2::text IS NULL OR a.metric = $2) AND ($3::text IS NULL OR a.method = $3)
+               AND ($4::text IS NULL OR a.severity = $4)
+               AND ($5::text IS NULL OR COALESCE(s.status, 'open') = $5)
+               AND ($6::date IS NULL OR a.date >= $6) AND ($7::date IS NULL OR a.date <= $7)
+               AND ($8::date IS NULL OR a.date < $8 OR (a.date = $8 AND a.id > $9::uuid))
+             ORDER BY a.date DESC, a.id LIMIT $10",
+        )
+        .bind(user.id)
+        .bind(&filter.metric)
+        .bind(&filter.method)
+        .bind(&filter.severity)
+        .bind(&filter.status)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(after.map(|(d, _)| d))
+        .bind(after.map(|(_, id)| id))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let mut body = r.try_get::<serde_json::Value, _>("body")?;
+                body["status"] = serde_json::Value::String(r.try_get("status")?);
+                Ok((r.try_get("date")?, r.try_get("id")?, body))
+            })
+            .collect()
+    }
+
     async fn insert_oauth_state(&self, st: &OAuthState) -> Result<()> {
         sqlx::query(
             "INSERT INTO oauth_states (state_hash, workspace_id, user_id, provider, pkce_verifier,
