@@ -148,7 +148,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
 
     // What the analytics found, once the tables include the backfills.
-    let barrier = vitasync_engine::analytics::AnalyticsSink::apply(state.analytics.as_ref(), &[]);
+    let barrier = state.analytics.barrier();
     let mut materialized = state.analytics.materialized();
     let _ = tokio::time::timeout(
         Duration::from_secs(120),

@@ -18,6 +18,7 @@ use crate::routes;
         routes::system::ready,
         routes::system::metrics,
         routes::workspace::get_workspace,
+        routes::workspace::patch_workspace,
         routes::metric_types::list,
         routes::users::create,
         routes::users::list,

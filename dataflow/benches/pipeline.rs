@@ -28,6 +28,7 @@ use vitasync_dataflow::model::{
     Day, MetricKey, OutputDelta, SampleDelta, SampleRow, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
+use vitasync_engine::catalogue::ProviderPriority;
 
 const METRICS: [&str; 15] = [
     "steps",
@@ -294,7 +295,11 @@ fn run_case(users: u64, days: Day) {
     // 1. Hydration.
     let mut counts = Counts::default();
     let started = Instant::now();
-    let epoch = flow.apply(deltas);
+    // Every user is announced with the default provider priority, as at the server's start.
+    let announce = (0..users)
+        .map(|u| (u128::from(u) + 1, ProviderPriority::default(), 1))
+        .collect();
+    let epoch = flow.apply_with(deltas, announce);
     wait(&flow, epoch, &mut counts);
     let hydration = started.elapsed();
     let (rss_after, hwm) = memory();

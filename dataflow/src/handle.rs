@@ -14,13 +14,18 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::model::SampleDelta;
+use crate::model::{SampleDelta, UserKey};
+use vitasync_engine::catalogue::ProviderPriority;
+
+/// A user's provider priority entering (+1) or leaving (−1) the pipeline.
+pub type PriorityDelta = (UserKey, ProviderPriority, isize);
 use crate::pipeline::{self, Epoch, Output};
 
 enum Command {
     Apply {
         epoch: Epoch,
         deltas: Vec<SampleDelta>,
+        priorities: Vec<PriorityDelta>,
     },
     Advance(Epoch),
     Shutdown,
@@ -52,20 +57,34 @@ impl Dataflow {
                 .take()
                 .expect("each worker takes its own command channel");
             let sink = out_tx.clone();
-            let (mut input, probe) =
-                worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
+            let pipeline::Inputs {
+                samples: mut input,
+                priorities: mut priority_input,
+                probe,
+            } = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
             input.advance_to(1);
             input.flush();
+            priority_input.advance_to(1);
+            priority_input.flush();
             loop {
                 match rx.recv_timeout(Duration::from_millis(5)) {
-                    Ok(Command::Apply { epoch, deltas }) => {
+                    Ok(Command::Apply {
+                        epoch,
+                        deltas,
+                        priorities,
+                    }) => {
                         for d in deltas {
                             input.update_at(d.row, epoch, d.diff);
+                        }
+                        for (user, priority, diff) in priorities {
+                            priority_input.update_at((user, priority), epoch, diff);
                         }
                     }
                     Ok(Command::Advance(next)) => {
                         input.advance_to(next);
                         input.flush();
+                        priority_input.advance_to(next);
+                        priority_input.flush();
                         worker.step_or_park_while(Some(Duration::from_millis(1)), || {
                             probe.less_than(&next)
                         });
@@ -96,10 +115,19 @@ impl Dataflow {
 
     /// Applies one batch of sample changes as the next epoch and returns that epoch.
     pub fn apply(&self, deltas: Vec<SampleDelta>) -> Epoch {
+        self.apply_with(deltas, Vec::new())
+    }
+
+    /// Applies sample changes and changes of users' provider priorities as one epoch.
+    pub fn apply_with(&self, deltas: Vec<SampleDelta>, priorities: Vec<PriorityDelta>) -> Epoch {
         let mut next = self.next_epoch.lock().expect("epoch lock");
         let epoch = *next;
         *next += 1;
-        let _ = self.commands[0].send(Command::Apply { epoch, deltas });
+        let _ = self.commands[0].send(Command::Apply {
+            epoch,
+            deltas,
+            priorities,
+        });
         for c in &self.commands {
             let _ = c.send(Command::Advance(epoch + 1));
         }

@@ -11,6 +11,7 @@ use crate::model::{
     metric_key,
 };
 use crate::stats;
+use vitasync_engine::catalogue::ProviderPriority;
 
 /// Every output row of the pipeline, keyed as the pipeline keys them.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -24,8 +25,19 @@ pub struct Analytics {
     pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
 }
 
-/// Computes every analytic from the current sample rows.
+/// Computes every analytic from the current sample rows, every user with the default provider
+/// priority.
 pub fn compute(rows: &[SampleRow]) -> Analytics {
+    compute_with(rows, &BTreeMap::new())
+}
+
+/// Computes every analytic from the current sample rows, each user's days sourced by their
+/// workspace's provider priority (the default where `priorities` has none).
+pub fn compute_with(
+    rows: &[SampleRow],
+    priorities: &BTreeMap<UserKey, ProviderPriority>,
+) -> Analytics {
+    let default = ProviderPriority::default();
     let mut groups: BTreeMap<(UserKey, MetricKey, Day), Vec<(stats::DayEntry<'_>, isize)>> =
         BTreeMap::new();
     for r in rows {
@@ -36,7 +48,8 @@ pub fn compute(rows: &[SampleRow]) -> Analytics {
     }
     let mut out = Analytics::default();
     for (key, entries) in &groups {
-        if let Some(d) = stats::daily_value(key.1, entries) {
+        let priority = priorities.get(&key.0).unwrap_or(&default);
+        if let Some(d) = stats::daily_value(key.1, priority, entries) {
             out.daily.insert(*key, d);
         }
     }

@@ -7,8 +7,9 @@
 //!
 //! Shape (memory is what arrangements hold, so each value is held a small, fixed number of
 //! times, and an update re-evaluates a bounded neighbourhood of what changed):
-//! - samples keyed by (user, metric, day) → `reduce` → the daily value (one provider, the
-//!   catalogue's rule);
+//! - samples keyed by (user, metric, day) → `reduce` → each provider's value of the day (the
+//!   catalogue's rule) → joined with the user's provider priority → `reduce` → the daily value
+//!   (one provider, never a sum across devices);
 //! - daily values keyed by (user, metric) → one `reduce` → the 28- and 90-date baselines ending
 //!   at the latest date, and the personal record;
 //! - daily values in blocks of dates (`trailing`) → each date's value with the statistics of the
@@ -22,10 +23,11 @@ use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
-    ANOMALY_WINDOW, CORRELATION_WINDOW, Day, Fixed, HRV_REFERENCE_WINDOW, MetricKey, OutputDelta,
-    SampleRow, ScoreInput, UserKey, WINDOWS, metric_key,
+    ANOMALY_WINDOW, CORRELATION_WINDOW, Daily, Day, Fixed, HRV_REFERENCE_WINDOW, MetricKey,
+    OutputDelta, SampleRow, ScoreInput, UserKey, WINDOWS, metric_key,
 };
 use crate::stats;
+use vitasync_engine::catalogue::ProviderPriority;
 
 pub type Epoch = u64;
 
@@ -140,15 +142,25 @@ fn user_correlations(
     }
 }
 
-/// Builds the pipeline in `scope`; returns the sample input and a probe on every output.
-pub fn build(
-    scope: Scope<'_, Epoch>,
-    sink: OutputSink,
-) -> (InputSession<Epoch, SampleRow, isize>, ProbeHandle<Epoch>) {
+/// The pipeline's inputs and a probe on every output.
+pub struct Inputs {
+    pub samples: InputSession<Epoch, SampleRow, isize>,
+    /// Each user's provider priority (their workspace's); a user's days are only sourced once
+    /// it is here.
+    pub priorities: InputSession<Epoch, (UserKey, ProviderPriority), isize>,
+    pub probe: ProbeHandle<Epoch>,
+}
+
+/// Builds the pipeline in `scope`.
+pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let (input, samples) = scope.new_collection::<SampleRow, isize>();
+    let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
     let probe = ProbeHandle::new();
 
-    let daily = samples
+    // Each provider's value of the day, then the one the user's workspace ranks first. The
+    // priority is its own (tiny) input, so changing a workspace's order re-sources exactly the
+    // days where its users have several providers.
+    let per_provider = samples
         .map(|r: SampleRow| {
             (
                 (r.user, r.metric, r.day),
@@ -160,10 +172,31 @@ pub fn build(
                 .iter()
                 .map(|((p, at, v), n)| ((p.as_str(), *at, *v), *n))
                 .collect();
-            if let Some(d) = stats::daily_value(key.1, &entries) {
+            for d in stats::provider_dailies(key.1, &entries) {
                 output.push((d, 1isize));
             }
         });
+    let daily = per_provider
+        .map(|((u, m, d), daily)| (u, (m, d, daily)))
+        .join_map(priorities, |u, (m, d, daily), priority| {
+            (
+                (*u, *m, *d),
+                (priority.rank(&daily.provider), daily.clone()),
+            )
+        })
+        .reduce(
+            |_key: &(UserKey, MetricKey, Day), input: &[(&(usize, Daily), isize)], output| {
+                // Lowest rank wins; equal ranks (providers the order does not know) by name.
+                let best = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|((rank, d), _)| (*rank, d.provider.as_str(), d))
+                    .min();
+                if let Some((_, _, d)) = best {
+                    output.push((d.clone(), 1isize));
+                }
+            },
+        );
 
     let daily_out = sink.clone();
     let daily = daily.inspect(move |((key, d), t, diff)| {
@@ -362,5 +395,9 @@ pub fn build(
             ));
         })
         .probe_with(&probe);
-    (input, probe)
+    Inputs {
+        samples: input,
+        priorities: priority_input,
+        probe,
+    }
 }

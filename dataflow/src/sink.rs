@@ -5,9 +5,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::collections::HashMap;
 use vitasync_engine::analytics::{AnalyticsSink, AnalyticsWrite, Epoch};
 use vitasync_engine::bus::{AnalyticsChange, Bus, BusEvent};
-use vitasync_engine::domain::SampleChange;
+
+use vitasync_engine::catalogue::ProviderPriority;
+use vitasync_engine::domain::{SampleChange, UserId, WorkspaceId};
 use vitasync_engine::store::{DynStore, Store};
 
 use crate::handle::Dataflow;
@@ -25,6 +28,26 @@ pub struct Analytics {
     viewed: tokio::sync::watch::Receiver<Epoch>,
     /// The epoch the analytics tables reflect (advanced by the materializer).
     materialized: tokio::sync::watch::Sender<Epoch>,
+    /// Which provider priority each user's days are sourced by. Held while an epoch is handed
+    /// to the pipeline, so the users announced to it and their priorities change in epoch order.
+    sources: std::sync::Mutex<Sources>,
+}
+
+/// The provider priorities the pipeline knows: per workspace, and which workspace each user
+/// announced to the pipeline belongs to.
+#[derive(Default)]
+struct Sources {
+    by_workspace: HashMap<WorkspaceId, ProviderPriority>,
+    users: HashMap<UserId, WorkspaceId>,
+}
+
+impl Sources {
+    fn priority(&self, workspace: WorkspaceId) -> ProviderPriority {
+        self.by_workspace
+            .get(&workspace)
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 /// One materializer step: table writes, then the events they mean.
@@ -80,6 +103,7 @@ impl Analytics {
             view,
             viewed,
             materialized: tokio::sync::watch::channel(0).0,
+            sources: Default::default(),
         }))
     }
 
@@ -155,12 +179,25 @@ impl Analytics {
         });
     }
 
-    /// Feeds every stored sample into the pipeline (before any writer runs), logging progress.
+    /// Feeds every user's provider priority and every stored sample into the pipeline (before
+    /// any writer runs), logging progress.
     pub async fn hydrate(&self, store: &dyn Store) -> vitasync_engine::Result<Hydrated> {
         let started = Instant::now();
+        let known = store.user_priorities().await?;
+        let mut epoch = 0;
+        if !known.is_empty() {
+            let mut sources = self.sources.lock().expect("sources");
+            let mut announce = Vec::with_capacity(known.len());
+            for (user, workspace, priority) in known {
+                let priority = ProviderPriority(priority);
+                sources.by_workspace.insert(workspace, priority.clone());
+                sources.users.insert(user, workspace);
+                announce.push((user.as_u128(), priority, 1));
+            }
+            epoch = self.flow.apply_with(Vec::new(), announce);
+        }
         let mut after = None;
         let mut samples = 0;
-        let mut epoch = 0;
         loop {
             let page = store
                 .scan_samples(None, None, after, HYDRATION_PAGE)
@@ -171,7 +208,8 @@ impl Analytics {
             after = Some(*last);
             samples += page.len();
             let changes: Vec<SampleChange> = page.into_iter().map(|(_, c)| c).collect();
-            epoch = self.apply(&changes);
+            // Every user with samples was announced above.
+            epoch = self.feed(None, &changes);
             if samples % 200_000 < HYDRATION_PAGE as usize {
                 tracing::info!(samples, "hydrating the analytics");
             }
@@ -183,6 +221,47 @@ impl Analytics {
             epoch,
             seconds,
         })
+    }
+
+    /// Hands changes to the pipeline, announcing users it has not seen with their workspace's
+    /// priority in the same epoch.
+    fn feed(&self, workspace: Option<WorkspaceId>, changes: &[SampleChange]) -> Epoch {
+        let mut sources = self.sources.lock().expect("sources");
+        let mut announce = Vec::new();
+        let ws = workspace.unwrap_or_default();
+        let priority = sources.priority(ws);
+        for c in changes {
+            if let std::collections::hash_map::Entry::Vacant(e) = sources.users.entry(c.user_id) {
+                e.insert(ws);
+                announce.push((c.user_id.as_u128(), priority.clone(), 1));
+            }
+        }
+        self.flow.apply_with(deltas(changes), announce)
+    }
+
+    /// An empty epoch: once it is materialised, so is everything handed over before it.
+    pub fn barrier(&self) -> Epoch {
+        self.flow.apply(Vec::new())
+    }
+
+    /// Sources the days of `workspace`'s users by `priority` from now on: one epoch that
+    /// re-chooses, for every day with several providers, the one the new order ranks first.
+    pub fn set_priority(&self, workspace: WorkspaceId, priority: ProviderPriority) -> Epoch {
+        let mut sources = self.sources.lock().expect("sources");
+        let old = sources
+            .by_workspace
+            .insert(workspace, priority.clone())
+            .unwrap_or_default();
+        let mut changes = Vec::new();
+        if old != priority {
+            for (user, ws) in &sources.users {
+                if *ws == workspace {
+                    changes.push((user.as_u128(), old.clone(), -1));
+                    changes.push((user.as_u128(), priority.clone(), 1));
+                }
+            }
+        }
+        self.flow.apply_with(Vec::new(), changes)
     }
 }
 
@@ -218,7 +297,7 @@ pub fn deltas(changes: &[SampleChange]) -> Vec<SampleDelta> {
 }
 
 impl AnalyticsSink for Analytics {
-    fn apply(&self, changes: &[SampleChange]) -> Epoch {
-        self.flow.apply(deltas(changes))
+    fn apply(&self, workspace: WorkspaceId, changes: &[SampleChange]) -> Epoch {
+        self.feed(Some(workspace), changes)
     }
 }

@@ -16,12 +16,42 @@ pub type DayEntry<'a> = (&'a str, i64, Fixed);
 
 /// The day's value: the samples of the highest-priority provider (never a sum across
 /// devices), aggregated by the metric's catalogue rule. `entries` may come in any order.
-pub fn daily_value(metric: MetricKey, entries: &[(DayEntry<'_>, isize)]) -> Option<Daily> {
-    let winner = entries
+pub fn daily_value(
+    metric: MetricKey,
+    priority: &catalogue::ProviderPriority,
+    entries: &[(DayEntry<'_>, isize)],
+) -> Option<Daily> {
+    let winner = priority.first(
+        entries
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|((p, _, _), _)| *p),
+    )?;
+    provider_daily(metric, winner, entries)
+}
+
+/// Each provider's value of the day (its samples aggregated by the catalogue rule), ordered by
+/// provider name.
+pub fn provider_dailies(metric: MetricKey, entries: &[(DayEntry<'_>, isize)]) -> Vec<Daily> {
+    let mut providers: Vec<&str> = entries
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|((p, _, _), _)| *p)
-        .min_by(|a, b| (catalogue::provider_rank(a), *a).cmp(&(catalogue::provider_rank(b), *b)))?;
+        .collect();
+    providers.sort_unstable();
+    providers.dedup();
+    providers
+        .into_iter()
+        .filter_map(|p| provider_daily(metric, p, entries))
+        .collect()
+}
+
+/// One provider's samples of the day aggregated by the metric's catalogue rule.
+fn provider_daily(
+    metric: MetricKey,
+    winner: &str,
+    entries: &[(DayEntry<'_>, isize)],
+) -> Option<Daily> {
     let mut count: u32 = 0;
     let mut sum: i128 = 0;
     let mut min = Fixed::MAX;
@@ -475,14 +505,19 @@ mod tests {
             (("fitbit", 1, to_fixed(4000.0)), 1),
             (("fitbit", 2, to_fixed(1000.0)), 1),
         ];
-        let d = daily_value(steps, &entries).unwrap();
+        let d = daily_value(steps, &Default::default(), &entries).unwrap();
         assert_eq!(
             (d.value, d.count, d.provider.as_str()),
             (to_fixed(5000.0), 2, "fitbit")
         );
+        // A workspace that trusts manual entries first.
+        let api_first = catalogue::ProviderPriority(vec!["api".into()]);
+        let d = daily_value(steps, &api_first, &entries).unwrap();
+        assert_eq!((d.value, d.provider.as_str()), (to_fixed(100.0), "api"));
         let hr = metric_key("heart_rate").unwrap();
         let d = daily_value(
             hr,
+            &Default::default(),
             &[
                 (("demo", 1, to_fixed(60.0)), 1),
                 (("demo", 2, to_fixed(61.0)), 1),
@@ -493,6 +528,7 @@ mod tests {
         let w = metric_key("weight").unwrap();
         let d = daily_value(
             w,
+            &Default::default(),
             &[
                 (("demo", 9, to_fixed(70.0)), 1),
                 (("demo", 2, to_fixed(71.0)), 1),
@@ -500,7 +536,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(d.value, to_fixed(70.0), "the latest recorded sample wins");
-        assert!(daily_value(w, &[]).is_none());
+        assert!(daily_value(w, &Default::default(), &[]).is_none());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use vitasync_dataflow::model::{
     SampleRow, Scores, UserKey, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
+use vitasync_engine::catalogue::ProviderPriority;
 
 const METRICS: [&str; 7] = [
     "steps",
@@ -71,6 +72,8 @@ enum Op {
     },
     /// Deletes the n-th stored sample (modulo the count).
     Delete(u16),
+    /// Changes the user's provider priority: manual entries ("api") first, or the default.
+    Prefer { user: u8, api_first: bool },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -90,6 +93,7 @@ fn op() -> impl Strategy<Value = Op> {
             |(user, a, b, start, inverse, values)| Op::Paired { user, a, b, start, inverse, values }
         ),
         1 => any::<u16>().prop_map(Op::Delete),
+        1 => (0..2u8, any::<bool>()).prop_map(|(user, api_first)| Op::Prefer { user, api_first }),
     ]
 }
 
@@ -257,10 +261,30 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
     let mut state = Materialised::default();
     let mut anomalies_seen = 0;
     let mut correlations_seen = 0;
+    // Every user the pipeline may see is announced with the default priority up front, as the
+    // server does at hydration.
+    let mut priorities: BTreeMap<UserKey, ProviderPriority> = (1..=2u128)
+        .map(|u| (u, ProviderPriority::default()))
+        .collect();
+    let announce: Vec<(UserKey, ProviderPriority, isize)> =
+        priorities.iter().map(|(u, p)| (*u, p.clone(), 1)).collect();
+    let mut first = Some(announce);
     for batch in batches {
         let mut deltas = Vec::new();
+        let mut reranks = first.take().unwrap_or_default();
         for op in batch {
             match op {
+                Op::Prefer { user, api_first } => {
+                    let u = u128::from(user) + 1;
+                    let new = if api_first {
+                        ProviderPriority(vec!["api".into()])
+                    } else {
+                        ProviderPriority::default()
+                    };
+                    let old = priorities.insert(u, new.clone()).unwrap();
+                    reranks.push((u, old, -1));
+                    reranks.push((u, new, 1));
+                }
                 Op::Upsert {
                     user,
                     metric,
@@ -337,7 +361,7 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
                 }
             }
         }
-        let epoch = flow.apply(deltas);
+        let epoch = flow.apply_with(deltas, reranks);
         loop {
             match flow
                 .outputs()
@@ -353,7 +377,7 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             }
         }
         let rows: Vec<SampleRow> = stored.values().cloned().collect();
-        let expected = oracle::compute(&rows);
+        let expected = oracle::compute_with(&rows, &priorities);
         assert_eq!(
             Materialised::rows(&state.daily),
             expected.daily,

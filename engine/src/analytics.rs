@@ -4,16 +4,16 @@
 
 use std::sync::Arc;
 
-use crate::domain::SampleChange;
+use crate::domain::{SampleChange, WorkspaceId};
 
 /// The analytics' logical clock: one epoch per applied batch of changes. Analytics reads can
 /// wait until the materialised state includes a given epoch (read-your-writes).
 pub type Epoch = u64;
 
 pub trait AnalyticsSink: Send + Sync + 'static {
-    /// Hands one committed batch of changes to the analytics and returns the epoch it was
-    /// assigned. Never blocks on the computation itself.
-    fn apply(&self, changes: &[SampleChange]) -> Epoch;
+    /// Hands one committed batch of changes (of users of `workspace`) to the analytics and
+    /// returns the epoch it was assigned. Never blocks on the computation itself.
+    fn apply(&self, workspace: WorkspaceId, changes: &[SampleChange]) -> Epoch;
 }
 
 pub type DynSink = Arc<dyn AnalyticsSink>;
@@ -23,7 +23,7 @@ pub type DynSink = Arc<dyn AnalyticsSink>;
 pub struct NoAnalytics;
 
 impl AnalyticsSink for NoAnalytics {
-    fn apply(&self, _: &[SampleChange]) -> Epoch {
+    fn apply(&self, _: WorkspaceId, _: &[SampleChange]) -> Epoch {
         0
     }
 }

@@ -476,6 +476,40 @@ pub fn provider_rank(provider: &str) -> usize {
         .unwrap_or(DEFAULT_PROVIDER_PRIORITY.len())
 }
 
+/// A workspace's order of providers for choosing a day's source: the providers it lists come
+/// first, in its order; then the others in the default order; then unknown ones, and ties, by
+/// name. An empty list is the default order.
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+pub struct ProviderPriority(pub Vec<String>);
+
+impl ProviderPriority {
+    /// Lower wins; compare `(rank, name)` to break ties.
+    pub fn rank(&self, provider: &str) -> usize {
+        self.0
+            .iter()
+            .position(|p| p == provider)
+            .unwrap_or_else(|| self.0.len() + provider_rank(provider))
+    }
+
+    /// The winner among `providers`, if any.
+    pub fn first<'a>(&self, providers: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+        providers
+            .into_iter()
+            .min_by(|a, b| (self.rank(a), *a).cmp(&(self.rank(b), *b)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

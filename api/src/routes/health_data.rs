@@ -4,6 +4,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
+use vitasync_engine::catalogue::ProviderPriority;
 use vitasync_engine::cursor::{Cursor, Limit};
 use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery};
 use vitasync_engine::services::ingest::{self as ingest_svc, RawSample};
@@ -199,8 +200,14 @@ pub async fn daily(
         .store
         .daily_groups(&user, q.metric.as_deref(), from, to)
         .await?;
+    let priority = state
+        .store
+        .workspace(user.workspace_id)
+        .await?
+        .map(|w| ProviderPriority(w.provider_priority))
+        .unwrap_or_default();
     Ok(HttpResponse::Ok().json(Data {
-        data: store::daily_values(groups),
+        data: store::daily_values(groups, &priority),
     }))
 }
 

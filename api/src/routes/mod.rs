@@ -70,6 +70,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(system::ready)
         .service(system::metrics)
         .service(workspace::get_workspace)
+        .service(workspace::patch_workspace)
         .service(metric_types::list)
         .service(users::create)
         .service(users::list)

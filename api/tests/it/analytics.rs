@@ -11,6 +11,7 @@ use vitasync_dataflow::sink::deltas;
 use vitasync_dataflow::{materialize, oracle};
 use vitasync_engine::analytics::AnalyticsTable;
 use vitasync_engine::bus::{AnalyticsChange, BusEvent};
+use vitasync_engine::catalogue::ProviderPriority;
 
 use crate::common::{TestApp, start};
 use crate::on_both_backends;
@@ -32,6 +33,19 @@ async fn stored_rows(app: &TestApp) -> Vec<SampleRow> {
         let changes: Vec<_> = page.into_iter().map(|(_, c)| c).collect();
         rows.extend(deltas(&changes).into_iter().map(|d| d.row));
     }
+}
+
+/// What the store holds, computed from scratch (each user's workspace priority applied).
+async fn recomputed(app: &TestApp) -> oracle::Analytics {
+    let priorities = app
+        .store
+        .user_priorities()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(u, _, p)| (u.as_u128(), ProviderPriority(p)))
+        .collect();
+    oracle::compute_with(&stored_rows(app).await, &priorities)
 }
 
 /// What each analytics table must hold for `user`, from the oracle, as sorted JSON texts.
@@ -88,7 +102,7 @@ fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Ve
 /// Waits until the tables reflect everything handed over so far, then compares every table of
 /// `user` with the oracle over the store's contents.
 async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::User) {
-    let barrier = vitasync_engine::analytics::AnalyticsSink::apply(app.analytics.as_ref(), &[]);
+    let barrier = app.analytics.barrier();
     let mut materialized = app.analytics.materialized();
     tokio::time::timeout(
         Duration::from_secs(30),
@@ -97,7 +111,7 @@ async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::U
     .await
     .expect("the tables catch up")
     .unwrap();
-    let expected = oracle::compute(&stored_rows(app).await);
+    let expected = recomputed(app).await;
     for (table, want) in expected_tables(&expected, u.id.as_u128()) {
         let mut got: Vec<String> = app
             .store
@@ -115,7 +129,7 @@ async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::U
 /// Waits until the view includes everything handed over so far, then compares it with the
 /// oracle over the store's contents.
 async fn assert_view_matches_store(app: &TestApp) {
-    let barrier = vitasync_engine::analytics::AnalyticsSink::apply(app.analytics.as_ref(), &[]);
+    let barrier = app.analytics.barrier();
     assert!(
         app.analytics
             .view()
@@ -123,7 +137,7 @@ async fn assert_view_matches_store(app: &TestApp) {
         "the view reaches epoch {barrier}"
     );
     let (_, got) = app.analytics.view().snapshot();
-    let expected = oracle::compute(&stored_rows(app).await);
+    let expected = recomputed(app).await;
     assert_eq!(got, expected);
 }
 
@@ -313,8 +327,130 @@ async fn analytics_changes_reach_the_bus(app: TestApp) {
     );
 }
 
+async fn steps_by_day(app: &TestApp, user: &str) -> Vec<serde_json::Value> {
+    let url = format!("/v1/users/{user}/health/daily?metric=steps");
+    app.get_json(&url).await["data"].as_array().unwrap().clone()
+}
+
+/// A workspace's provider priority decides which device's value a day takes, in the daily
+/// endpoint and in every analytic, from the next epoch on and across a restart.
+async fn the_workspace_chooses_which_provider_wins(app: TestApp) {
+    let user = app.create_user("prio-1", None).await;
+    let (_, job) = app.connect_demo(&user, 20).await;
+    app.wait_job(&job, 60).await;
+    let by_demo = steps_by_day(&app, &user).await;
+    assert!(by_demo.len() >= 15, "{by_demo:?}");
+    // The same days pushed by hand, with values no device would report.
+    let manual: Vec<_> = by_demo
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let date = d["date"].as_str().unwrap();
+            json!({"metric": "steps", "value": 100 + i, "local_date": date,
+                   "recorded_at": format!("{date}T12:00:00Z")})
+        })
+        .collect();
+    app.ingest(&user, json!(manual)).await;
+    assert!(
+        steps_by_day(&app, &user)
+            .await
+            .iter()
+            .all(|d| d["provider"] == "demo")
+    );
+    assert_view_matches_store(&app).await;
+
+    let res = app
+        .patch("/v1/workspace", json!({"provider_priority": ["api"]}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    let changed: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(changed["provider_priority"], json!(["api"]));
+    let e = changed["epoch"].as_u64().unwrap();
+    assert!(e > 0, "{changed}");
+    let by_hand = steps_by_day(&app, &user).await;
+    assert!(
+        by_hand.iter().all(|d| d["provider"] == "api"),
+        "{by_hand:?}"
+    );
+    let b = app
+        .get_json(&format!(
+            "/v1/users/{user}/analytics/baselines?metric=steps&window=28&min_epoch={e}"
+        ))
+        .await;
+    let mean = by_hand
+        .iter()
+        .map(|d| d["value"].as_f64().unwrap())
+        .sum::<f64>()
+        / by_hand.len() as f64;
+    assert!(
+        (b["data"][0]["mean"].as_f64().unwrap() - mean).abs() < 1e-6,
+        "{b}"
+    );
+    assert_view_matches_store(&app).await;
+
+    // A restart keeps the order (hydration reads it from the store).
+    let key = app.key.clone();
+    let (db, config) = app.stop().await;
+    let mut app = start(db, config).await;
+    app.key = key;
+    assert_view_matches_store(&app).await;
+    assert!(
+        steps_by_day(&app, &user)
+            .await
+            .iter()
+            .all(|d| d["provider"] == "api")
+    );
+    // An empty list restores the default.
+    let res = app
+        .patch("/v1/workspace", json!({"provider_priority": []}))
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::OK);
+    assert!(
+        steps_by_day(&app, &user)
+            .await
+            .iter()
+            .all(|d| d["provider"] == "demo")
+    );
+    assert_view_matches_store(&app).await;
+
+    // Validation names the entry; only admins may change it; nothing changed by a refusal.
+    for (body, field) in [
+        (
+            json!({"provider_priority": ["fitbit", "nope"]}),
+            "provider_priority[1]",
+        ),
+        (
+            json!({"provider_priority": ["api", "api"]}),
+            "provider_priority[1]",
+        ),
+    ] {
+        let err = crate::common::expect_error(
+            app.patch("/v1/workspace", body).await,
+            reqwest::StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
+        assert_eq!(err["field"], field);
+    }
+    let reader = app.key_with(&["read"]).await;
+    let res = app
+        .call(
+            reqwest::Method::PATCH,
+            "/v1/workspace",
+            Some(&reader),
+            Some(json!({"provider_priority": ["api"]})),
+        )
+        .await;
+    assert_eq!(res.status(), reqwest::StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.get_json("/v1/workspace").await["provider_priority"],
+        json!([])
+    );
+}
+
 on_both_backends!(
     writes_reach_the_analytics,
+    the_workspace_chooses_which_provider_wins,
     a_restart_hydrates_from_the_store,
     analytics_changes_reach_the_bus
 );

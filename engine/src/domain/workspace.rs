@@ -10,6 +10,9 @@ pub struct Workspace {
     pub id: uuid::Uuid,
     pub slug: String,
     pub name: String,
+    /// Providers in the order their data wins when several report the same metric for the same
+    /// user and date; providers not listed follow in the default order. Empty = the default.
+    pub provider_priority: Vec<String>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -64,7 +64,7 @@ impl SyncEnv {
         if changes.is_empty() {
             return 0;
         }
-        let epoch = self.analytics.apply(&changes);
+        let epoch = self.analytics.apply(user.workspace_id, &changes);
         self.bus.publish(BusEvent::SamplesChanged {
             workspace_id: user.workspace_id,
             user_id: user.id,

@@ -255,6 +255,16 @@ pub trait Store: Send + Sync + 'static {
         table: AnalyticsTable,
     ) -> Result<Vec<serde_json::Value>>;
 
+    /// Every user with their workspace and its provider priority (empty = the default order):
+    /// what the analytics source days by.
+    async fn user_priorities(&self) -> Result<Vec<(UserId, WorkspaceId, Vec<String>)>>;
+    /// Replaces the workspace's provider priority.
+    async fn set_provider_priority(
+        &self,
+        workspace: WorkspaceId,
+        priority: &[String],
+    ) -> Result<()>;
+
     /// One user's anomalies matching `filter`, newest date first then by id, after the
     /// (date, id) position `after`, at most `limit` (each body carries its `status`).
     async fn anomalies_page(
@@ -324,23 +334,20 @@ pub fn dedupe_batch(batch: Vec<NewSample>) -> Vec<NewSample> {
     out
 }
 
-/// Collapses per-provider groups into one value per (date, metric): the provider ranked first
-/// by [`catalogue::provider_rank`] wins (never a sum across devices), and the catalogue's
+/// Collapses per-provider groups into one value per (date, metric): the provider the
+/// workspace's `priority` ranks first wins (never a sum across devices), and the catalogue's
 /// aggregation rule turns its statistics into the day's value.
-pub fn daily_values(mut groups: Vec<DailyGroup>) -> Vec<DailyValue> {
+pub fn daily_values(
+    mut groups: Vec<DailyGroup>,
+    priority: &catalogue::ProviderPriority,
+) -> Vec<DailyValue> {
     groups.sort_by(|a, b| {
-        (
-            a.date,
-            &a.metric,
-            catalogue::provider_rank(&a.provider),
-            &a.provider,
-        )
-            .cmp(&(
-                b.date,
-                &b.metric,
-                catalogue::provider_rank(&b.provider),
-                &b.provider,
-            ))
+        (a.date, &a.metric, priority.rank(&a.provider), &a.provider).cmp(&(
+            b.date,
+            &b.metric,
+            priority.rank(&b.provider),
+            &b.provider,
+        ))
     });
     let mut out: Vec<DailyValue> = Vec::new();
     for g in groups {
@@ -393,12 +400,13 @@ mod tests {
 
     #[test]
     fn one_provider_wins_and_rules_apply() {
-        let v = daily_values(vec![
+        let groups = vec![
             g("api", "steps", 100.0, 2),
             g("fitbit", "steps", 5000.0, 10),
             g("fitbit", "heart_rate", 600.0, 10),
             g("x", "weight", 0.0, 3),
-        ]);
+        ];
+        let v = daily_values(groups.clone(), &Default::default());
         assert_eq!(v.len(), 3);
         let steps = v.iter().find(|d| d.metric == "steps").unwrap();
         assert_eq!((steps.value, steps.provider.as_str()), (5000.0, "fitbit"));
@@ -407,5 +415,9 @@ mod tests {
             60.0
         );
         assert_eq!(v.iter().find(|d| d.metric == "weight").unwrap().value, 4.0);
+        let api_first = catalogue::ProviderPriority(vec!["api".into()]);
+        let v = daily_values(groups, &api_first);
+        let steps = v.iter().find(|d| d.metric == "steps").unwrap();
+        assert_eq!((steps.value, steps.provider.as_str()), (100.0, "api"));
     }
 }

@@ -325,6 +325,7 @@ impl PgStore {
             id: r.try_get("id")?,
             slug: r.try_get("slug")?,
             name: r.try_get("name")?,
+            provider_priority: r.try_get("provider_priority")?,
             created_at: r.try_get("created_at")?,
         })
     }
@@ -402,7 +403,7 @@ impl Store for PgStore {
     async fn create_workspace(&self, slug: &str, name: &str) -> Result<Workspace> {
         let r = sqlx::query(
             "INSERT INTO workspaces (id, slug, name, created_at, updated_at) VALUES ($1, $2, $3, now(), now())
-             RETURNING id, slug, name, created_at",
+             RETURNING id, slug, name, provider_priority, created_at",
         )
         .bind(new_id())
         .bind(slug)
@@ -415,18 +416,22 @@ impl Store for PgStore {
     }
 
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
-        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "SELECT id, slug, name, provider_priority, created_at FROM workspaces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(Self::workspace_row).transpose()
     }
 
     async fn workspace_by_slug(&self, slug: &str) -> Result<Option<Workspace>> {
-        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "SELECT id, slug, name, provider_priority, created_at FROM workspaces WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(Self::workspace_row).transpose()
     }
 
@@ -1451,6 +1456,39 @@ impl Store for PgStore {
                 Ok(body)
             })
             .collect()
+    }
+
+    async fn user_priorities(&self) -> Result<Vec<(UserId, WorkspaceId, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.workspace_id, w.provider_priority
+             FROM users u JOIN workspaces w ON w.id = u.workspace_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("workspace_id")?,
+                    r.try_get("provider_priority")?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn set_provider_priority(
+        &self,
+        workspace: WorkspaceId,
+        priority: &[String],
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE workspaces SET provider_priority = $1, updated_at = now() WHERE id = $2",
+        )
+        .bind(priority)
+        .bind(workspace)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     async fn anomalies_page(

@@ -416,6 +416,8 @@ impl SqliteStore {
             id: r.try_get("id")?,
             slug: r.try_get("slug")?,
             name: r.try_get("name")?,
+            provider_priority: serde_json::from_str(r.try_get("provider_priority")?)
+                .map_err(|e| crate::error::Error::internal(format!("provider_priority: {e}")))?,
             created_at: instant(r.try_get("created_at")?)?,
         })
     }
@@ -488,7 +490,7 @@ impl Store for SqliteStore {
         let now = Utc::now();
         let r = sqlx::query(
             "INSERT INTO workspaces (id, slug, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)
-             RETURNING id, slug, name, created_at",
+             RETURNING id, slug, name, provider_priority, created_at",
         )
         .bind(new_id())
         .bind(slug)
@@ -502,18 +504,22 @@ impl Store for SqliteStore {
     }
 
     async fn workspace(&self, id: WorkspaceId) -> Result<Option<Workspace>> {
-        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "SELECT id, slug, name, provider_priority, created_at FROM workspaces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(Self::workspace_row).transpose()
     }
 
     async fn workspace_by_slug(&self, slug: &str) -> Result<Option<Workspace>> {
-        let r = sqlx::query("SELECT id, slug, name, created_at FROM workspaces WHERE slug = $1")
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(
+            "SELECT id, slug, name, provider_priority, created_at FROM workspaces WHERE slug = $1",
+        )
+        .bind(slug)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(Self::workspace_row).transpose()
     }
 
@@ -1572,6 +1578,40 @@ impl Store for SqliteStore {
                 Ok(body)
             })
             .collect()
+    }
+
+    async fn user_priorities(&self) -> Result<Vec<(UserId, WorkspaceId, Vec<String>)>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.workspace_id, w.provider_priority
+             FROM users u JOIN workspaces w ON w.id = u.workspace_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let priority: Vec<String> = serde_json::from_str(r.try_get("provider_priority")?)
+                    .map_err(|e| {
+                    crate::error::Error::internal(format!("provider_priority: {e}"))
+                })?;
+                Ok((r.try_get("id")?, r.try_get("workspace_id")?, priority))
+            })
+            .collect()
+    }
+
+    async fn set_provider_priority(
+        &self,
+        workspace: WorkspaceId,
+        priority: &[String],
+    ) -> Result<()> {
+        let json = serde_json::to_string(priority)
+            .map_err(|e| crate::error::Error::internal(e.to_string()))?;
+        sqlx::query("UPDATE workspaces SET provider_priority = $1, updated_at = $2 WHERE id = $3")
+            .bind(json)
+            .bind(micros(Utc::now()))
+            .bind(workspace)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn anomalies_page(
