@@ -248,7 +248,9 @@ fn wait(flow: &Dataflow, epoch: u64, counts: &mut Counts) {
                 OutputDelta::Daily { .. } => counts.daily += 1,
                 OutputDelta::Baseline { .. } => counts.baselines += 1,
                 OutputDelta::Anomaly { .. } => counts.anomalies += 1,
-                OutputDelta::Record { .. } => counts.records += 1,
+                OutputDelta::Record { .. } | OutputDelta::WorkoutRecord { .. } => {
+                    counts.records += 1
+                }
                 OutputDelta::Scores { .. } => counts.scores += 1,
                 OutputDelta::Correlation { .. } => counts.correlations += 1,
             },

@@ -14,19 +14,26 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::model::{SampleDelta, UserKey};
+use crate::model::{SampleDelta, UserKey, WorkoutRow};
 use vitasync_engine::catalogue::ProviderPriority;
 
 /// A user's provider priority entering (+1) or leaving (−1) the pipeline.
 pub type PriorityDelta = (UserKey, ProviderPriority, isize);
+
+/// A user's workout entering (+1) or leaving (−1) the pipeline.
+pub type WorkoutDelta = (UserKey, WorkoutRow, isize);
+
+/// Everything one epoch changes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub samples: Vec<SampleDelta>,
+    pub priorities: Vec<PriorityDelta>,
+    pub workouts: Vec<WorkoutDelta>,
+}
 use crate::pipeline::{self, Epoch, Output};
 
 enum Command {
-    Apply {
-        epoch: Epoch,
-        deltas: Vec<SampleDelta>,
-        priorities: Vec<PriorityDelta>,
-    },
+    Apply { epoch: Epoch, batch: Batch },
     Advance(Epoch),
     Shutdown,
 }
@@ -60,24 +67,26 @@ impl Dataflow {
             let pipeline::Inputs {
                 samples: mut input,
                 priorities: mut priority_input,
+                workouts: mut workout_input,
                 probe,
             } = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
             input.advance_to(1);
             input.flush();
             priority_input.advance_to(1);
             priority_input.flush();
+            workout_input.advance_to(1);
+            workout_input.flush();
             loop {
                 match rx.recv_timeout(Duration::from_millis(5)) {
-                    Ok(Command::Apply {
-                        epoch,
-                        deltas,
-                        priorities,
-                    }) => {
-                        for d in deltas {
+                    Ok(Command::Apply { epoch, batch }) => {
+                        for d in batch.samples {
                             input.update_at(d.row, epoch, d.diff);
                         }
-                        for (user, priority, diff) in priorities {
+                        for (user, priority, diff) in batch.priorities {
                             priority_input.update_at((user, priority), epoch, diff);
+                        }
+                        for (user, workout, diff) in batch.workouts {
+                            workout_input.update_at((user, workout), epoch, diff);
                         }
                     }
                     Ok(Command::Advance(next)) => {
@@ -85,6 +94,8 @@ impl Dataflow {
                         input.flush();
                         priority_input.advance_to(next);
                         priority_input.flush();
+                        workout_input.advance_to(next);
+                        workout_input.flush();
                         worker.step_or_park_while(Some(Duration::from_millis(1)), || {
                             probe.less_than(&next)
                         });
@@ -120,14 +131,19 @@ impl Dataflow {
 
     /// Applies sample changes and changes of users' provider priorities as one epoch.
     pub fn apply_with(&self, deltas: Vec<SampleDelta>, priorities: Vec<PriorityDelta>) -> Epoch {
+        self.apply_batch(Batch {
+            samples: deltas,
+            priorities,
+            workouts: Vec::new(),
+        })
+    }
+
+    /// Applies everything in `batch` as one epoch and returns that epoch.
+    pub fn apply_batch(&self, batch: Batch) -> Epoch {
         let mut next = self.next_epoch.lock().expect("epoch lock");
         let epoch = *next;
         *next += 1;
-        let _ = self.commands[0].send(Command::Apply {
-            epoch,
-            deltas,
-            priorities,
-        });
+        let _ = self.commands[0].send(Command::Apply { epoch, batch });
         for c in &self.commands {
             let _ = c.send(Command::Advance(epoch + 1));
         }

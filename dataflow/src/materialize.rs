@@ -10,7 +10,8 @@ use vitasync_engine::bus::{AnalyticsChange, AnomalyFact};
 use vitasync_engine::catalogue;
 
 use crate::model::{
-    Anomaly, Baseline, Correlation, F64, Method, Record, Scores, date_of, from_fixed, metric_name,
+    Anomaly, Baseline, Correlation, F64, Method, Record, Scores, WorkoutKind, date_of, from_fixed,
+    metric_name,
 };
 use crate::view::{Dirty, Rows, live, live_all};
 
@@ -138,6 +139,19 @@ pub fn score_body(day: i32, s: &Scores) -> Value {
     })
 }
 
+pub fn workout_record_body(activity: &str, kind: WorkoutKind, r: &Record) -> Value {
+    let (measure, unit) = kind.measure();
+    json!({
+        "metric": measure, "kind": kind.as_str(), "activity_type": activity,
+        "value": from_fixed(r.value), "date": date_of(r.day), "unit": unit,
+    })
+}
+
+/// The table key of a workout record: one row per (measure, activity type).
+pub fn workout_record_metric(activity: &str, kind: WorkoutKind) -> String {
+    format!("{}:{activity}", kind.measure().0)
+}
+
 pub fn record_body(metric: u16, r: &Record) -> Value {
     json!({
         "metric": metric_name(metric), "kind": "best_daily", "value": from_fixed(r.value),
@@ -192,6 +206,14 @@ pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
             user_id: Uuid::from_u128(*u),
             date: date_of(*d),
             put: live(&rows.scores, key).map(|s| score_body(*d, s)),
+        });
+    }
+    for key @ (u, activity, kind) in dirty.workout_records.keys() {
+        out.push(AnalyticsWrite::Record {
+            user_id: Uuid::from_u128(*u),
+            metric: workout_record_metric(activity, *kind),
+            kind: kind.as_str().to_string(),
+            put: live(&rows.workout_records, key).map(|r| workout_record_body(activity, *kind, r)),
         });
     }
     for key @ (u, m) in dirty.records.keys() {
@@ -298,6 +320,20 @@ pub fn changes(dirty: &Dirty, rows: &Rows) -> Vec<(Uuid, AnalyticsChange)> {
             ));
         }
     }
+    for (key @ (u, activity, kind), before) in &dirty.workout_records {
+        if let (Some(old), Some(new)) = (before, live(&rows.workout_records, key))
+            && new.value > old.value
+        {
+            out.push((
+                Uuid::from_u128(*u),
+                AnalyticsChange::RecordBroken {
+                    metric: workout_record_metric(activity, *kind),
+                    body: workout_record_body(activity, *kind, new),
+                    previous: workout_record_body(activity, *kind, old),
+                },
+            ));
+        }
+    }
     out
 }
 
@@ -309,5 +345,6 @@ pub fn users(dirty: &Dirty) -> Vec<Uuid> {
     users.extend(dirty.correlations.keys().map(|k| k.0));
     users.extend(dirty.scores.keys().map(|k| k.0));
     users.extend(dirty.records.keys().map(|k| k.0));
+    users.extend(dirty.workout_records.keys().map(|k| k.0));
     users.into_iter().map(Uuid::from_u128).collect()
 }

@@ -274,6 +274,14 @@ pub enum OutputDelta {
         scores: Scores,
         diff: isize,
     },
+    /// The longest workout of an activity type, by distance or by duration.
+    WorkoutRecord {
+        user: UserKey,
+        activity: String,
+        kind: WorkoutKind,
+        record: Record,
+        diff: isize,
+    },
     /// Metric `a` on date d against metric `b` on date d + `lag` (lag 0: a < b).
     Correlation {
         user: UserKey,
@@ -283,4 +291,42 @@ pub enum OutputDelta {
         correlation: Correlation,
         diff: isize,
     },
+}
+
+/// A workout as the records see it: its activity type, local date, and what it measured
+/// (distance in millionths of a metre, duration in millionths of a second).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WorkoutRow {
+    pub activity: String,
+    pub day: Day,
+    /// The stored event's id, so two equal workouts stay two.
+    pub id: u128,
+    pub distance: Option<Fixed>,
+    pub duration: Option<Fixed>,
+}
+
+/// Which per-activity record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkoutKind {
+    LongestDistance,
+    LongestDuration,
+}
+
+impl WorkoutKind {
+    pub const ALL: [WorkoutKind; 2] = [WorkoutKind::LongestDistance, WorkoutKind::LongestDuration];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkoutKind::LongestDistance => "longest_distance",
+            WorkoutKind::LongestDuration => "longest_duration",
+        }
+    }
+
+    /// What the record measures, and its unit.
+    pub fn measure(self) -> (&'static str, &'static str) {
+        match self {
+            WorkoutKind::LongestDistance => ("distance", "m"),
+            WorkoutKind::LongestDuration => ("duration", "s"),
+        }
+    }
 }

@@ -10,6 +10,7 @@ use crate::model::{
     HRV_REFERENCE_WINDOW, MetricKey, Record, SampleRow, ScoreInput, Scores, UserKey, WINDOWS,
     metric_key,
 };
+use crate::model::{WorkoutKind, WorkoutRow};
 use crate::stats;
 use vitasync_engine::catalogue::ProviderPriority;
 
@@ -23,12 +24,51 @@ pub struct Analytics {
     pub scores: BTreeMap<(UserKey, Day), Scores>,
     /// Every finding per (user, metric, date), sorted.
     pub anomalies: BTreeMap<(UserKey, MetricKey, Day), Vec<Anomaly>>,
+    /// The longest workout per (user, activity type, kind).
+    pub workout_records: BTreeMap<(UserKey, String, WorkoutKind), Record>,
 }
 
 /// Computes every analytic from the current sample rows, every user with the default provider
 /// priority.
 pub fn compute(rows: &[SampleRow]) -> Analytics {
     compute_with(rows, &BTreeMap::new())
+}
+
+/// Adds the per-activity workout records of `workouts` to `out`.
+pub fn add_workouts(out: &mut Analytics, workouts: &[(UserKey, WorkoutRow)]) {
+    let mut by_activity: BTreeMap<(UserKey, String), Vec<&WorkoutRow>> = BTreeMap::new();
+    for (u, w) in workouts {
+        by_activity
+            .entry((*u, w.activity.clone()))
+            .or_default()
+            .push(w);
+    }
+    for ((u, activity), rows) in by_activity {
+        let mut longest: BTreeMap<WorkoutKind, Record> = BTreeMap::new();
+        for w in rows {
+            for (kind, v) in [
+                (WorkoutKind::LongestDistance, w.distance),
+                (WorkoutKind::LongestDuration, w.duration),
+            ] {
+                let Some(v) = v else { continue };
+                let better = longest
+                    .get(&kind)
+                    .is_none_or(|r| v > r.value || (v == r.value && w.day < r.day));
+                if better {
+                    longest.insert(
+                        kind,
+                        Record {
+                            value: v,
+                            day: w.day,
+                        },
+                    );
+                }
+            }
+        }
+        for (kind, r) in longest {
+            out.workout_records.insert((u, activity.clone(), kind), r);
+        }
+    }
 }
 
 /// Computes every analytic from the current sample rows, each user's days sourced by their

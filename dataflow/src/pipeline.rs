@@ -24,7 +24,7 @@ use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
     ANOMALY_WINDOW, CORRELATION_WINDOW, Daily, Day, Fixed, HRV_REFERENCE_WINDOW, MetricKey,
-    OutputDelta, SampleRow, ScoreInput, UserKey, WINDOWS, metric_key,
+    OutputDelta, SampleRow, ScoreInput, UserKey, WINDOWS, WorkoutRow, metric_key,
 };
 use crate::stats;
 use vitasync_engine::catalogue::ProviderPriority;
@@ -148,6 +148,8 @@ pub struct Inputs {
     /// Each user's provider priority (their workspace's); a user's days are only sourced once
     /// it is here.
     pub priorities: InputSession<Epoch, (UserKey, ProviderPriority), isize>,
+    /// Each user's workouts (from the stored events).
+    pub workouts: InputSession<Epoch, (UserKey, WorkoutRow), isize>,
     pub probe: ProbeHandle<Epoch>,
 }
 
@@ -155,7 +157,38 @@ pub struct Inputs {
 pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let (input, samples) = scope.new_collection::<SampleRow, isize>();
     let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
+    let (workout_input, workouts) = scope.new_collection::<(UserKey, WorkoutRow), isize>();
     let probe = ProbeHandle::new();
+
+    // Per (user, activity type): the longest workout by distance and by duration.
+    let workout_out = sink.clone();
+    workouts
+        .map(|(u, w): (UserKey, WorkoutRow)| ((u, w.activity.clone()), w))
+        .reduce(
+            |_key: &(UserKey, String), input: &[(&WorkoutRow, isize)], output| {
+                let rows: Vec<&WorkoutRow> = input
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(w, _)| *w)
+                    .collect();
+                for found in stats::workout_records(&rows) {
+                    output.push((found, 1isize));
+                }
+            },
+        )
+        .inspect(move |(((u, activity), (kind, r)), t, diff)| {
+            let _ = workout_out.send(Output::Delta(
+                *t,
+                OutputDelta::WorkoutRecord {
+                    user: *u,
+                    activity: activity.clone(),
+                    kind: *kind,
+                    record: r.clone(),
+                    diff: *diff,
+                },
+            ));
+        })
+        .probe_with(&probe);
 
     // Each provider's value of the day, then the one the user's workspace ranks first. The
     // priority is its own (tiny) input, so changing a workspace's order re-sources exactly the
@@ -398,6 +431,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     Inputs {
         samples: input,
         priorities: priority_input,
+        workouts: workout_input,
         probe,
     }
 }

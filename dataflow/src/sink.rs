@@ -5,16 +5,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use vitasync_engine::analytics::{AnalyticsSink, AnalyticsWrite, Epoch};
 use vitasync_engine::bus::{AnalyticsChange, Bus, BusEvent};
 
 use vitasync_engine::catalogue::ProviderPriority;
-use vitasync_engine::domain::{SampleChange, UserId, WorkspaceId};
+use vitasync_engine::domain::{Event, EventType, SampleChange, UserId, WorkspaceId};
 use vitasync_engine::store::{DynStore, Store};
 
-use crate::handle::Dataflow;
-use crate::model::{SampleDelta, SampleRow, day_of, metric_key, to_fixed};
+use crate::handle::{Batch, Dataflow};
+use crate::model::{SampleDelta, SampleRow, WorkoutRow, day_of, metric_key, to_fixed};
 use crate::pipeline::Output;
 use crate::view::View;
 
@@ -39,6 +39,8 @@ pub struct Analytics {
 struct Sources {
     by_workspace: HashMap<WorkspaceId, ProviderPriority>,
     users: HashMap<UserId, WorkspaceId>,
+    /// The workouts handed to the pipeline, per user, so a refresh sends only the difference.
+    workouts: HashMap<UserId, BTreeSet<WorkoutRow>>,
 }
 
 impl Sources {
@@ -214,13 +216,31 @@ impl Analytics {
                 tracing::info!(samples, "hydrating the analytics");
             }
         }
+        // Workouts, user by user (one indexed query each).
+        let mut workouts = 0;
+        for (user_id, workspace) in self.announced() {
+            let Some(user) = store.user(workspace, user_id).await? else {
+                continue;
+            };
+            let events = vitasync_engine::analytics::workout_events(store, &user).await?;
+            if !events.is_empty() {
+                workouts += events.len();
+                epoch = self.workouts(workspace, user_id, &events);
+            }
+        }
         let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(samples, seconds, "analytics hydrated");
+        tracing::info!(samples, workouts, seconds, "analytics hydrated");
         Ok(Hydrated {
             samples,
             epoch,
             seconds,
         })
+    }
+
+    /// The users announced to the pipeline, with their workspaces.
+    fn announced(&self) -> Vec<(UserId, WorkspaceId)> {
+        let sources = self.sources.lock().expect("sources");
+        sources.users.iter().map(|(u, w)| (*u, *w)).collect()
     }
 
     /// Hands changes to the pipeline, announcing users it has not seen with their workspace's
@@ -300,4 +320,37 @@ impl AnalyticsSink for Analytics {
     fn apply(&self, workspace: WorkspaceId, changes: &[SampleChange]) -> Epoch {
         self.feed(Some(workspace), changes)
     }
+
+    fn workouts(&self, _workspace: WorkspaceId, user: UserId, workouts: &[Event]) -> Epoch {
+        let now: BTreeSet<WorkoutRow> = workouts.iter().filter_map(workout_row).collect();
+        let mut sources = self.sources.lock().expect("sources");
+        let before = sources.workouts.remove(&user).unwrap_or_default();
+        let u = user.as_u128();
+        let mut changes: Vec<(u128, WorkoutRow, isize)> = before
+            .difference(&now)
+            .map(|w| (u, w.clone(), -1))
+            .collect();
+        changes.extend(now.difference(&before).map(|w| (u, w.clone(), 1)));
+        if !now.is_empty() {
+            sources.workouts.insert(user, now);
+        }
+        self.flow.apply_batch(Batch {
+            workouts: changes,
+            ..Batch::default()
+        })
+    }
+}
+
+/// A workout event as the records see it (None for other events, or without an activity type).
+pub fn workout_row(e: &Event) -> Option<WorkoutRow> {
+    if e.event_type != EventType::Workout {
+        return None;
+    }
+    Some(WorkoutRow {
+        activity: e.activity_type.clone()?,
+        day: day_of(e.local_date),
+        id: e.id.as_u128(),
+        distance: e.distance_m.filter(|d| d.is_finite()).map(to_fixed),
+        duration: e.duration_s.filter(|d| d.is_finite()).map(to_fixed),
+    })
 }

@@ -447,6 +447,32 @@ pub fn record(metric: MetricKey, values: &[(Day, Fixed)]) -> Option<Record> {
         })
 }
 
+/// The longest workouts of one activity type, by distance and by duration (each where some
+/// workout measured it; the earliest date on a tie).
+pub fn workout_records(
+    rows: &[&crate::model::WorkoutRow],
+) -> Vec<(crate::model::WorkoutKind, Record)> {
+    use crate::model::WorkoutKind;
+    WorkoutKind::ALL
+        .into_iter()
+        .filter_map(|kind| {
+            rows.iter()
+                .filter_map(|w| {
+                    let v = match kind {
+                        WorkoutKind::LongestDistance => w.distance,
+                        WorkoutKind::LongestDuration => w.duration,
+                    }?;
+                    Some(Record {
+                        value: v,
+                        day: w.day,
+                    })
+                })
+                .min_by(|a, b| b.value.cmp(&a.value).then(a.day.cmp(&b.day)))
+                .map(|r| (kind, r))
+        })
+        .collect()
+}
+
 /// The `q` quantile of sorted, non-empty `xs` by linear interpolation between closest ranks
 /// (numpy `percentile(..., method="linear")`, R type 7).
 pub fn quantile(xs: &[f64], q: f64) -> f64 {

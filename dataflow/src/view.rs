@@ -21,7 +21,11 @@ pub struct Rows {
     pub(crate) correlations: Acc<(u128, u16, u16, u8), crate::model::Correlation>,
     pub(crate) scores: Acc<(u128, i32), crate::model::Scores>,
     pub(crate) records: Acc<(u128, u16), crate::model::Record>,
+    pub(crate) workout_records: Acc<WorkoutKey, crate::model::Record>,
 }
+
+/// (user, activity type, kind) of a per-activity workout record.
+pub(crate) type WorkoutKey = (u128, String, crate::model::WorkoutKind);
 
 /// The live row of `key`, if any.
 pub(crate) fn live<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Option<&'a V> {
@@ -68,11 +72,15 @@ pub struct Dirty {
     pub correlations: BTreeMap<(u128, u16, u16, u8), Option<crate::model::Correlation>>,
     pub scores: BTreeMap<(u128, i32), Option<crate::model::Scores>>,
     pub records: BTreeMap<(u128, u16), Option<crate::model::Record>>,
+    pub workout_records: BTreeMap<WorkoutKey, Option<crate::model::Record>>,
 }
 
 /// Remembers `key`'s live row as its "before" unless the key is already dirty.
-fn touch<K: Ord + Copy, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc<K, V>, key: K) {
-    dirty.entry(key).or_insert_with(|| live(acc, &key).cloned());
+fn touch<K: Ord + Clone, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc<K, V>, key: K) {
+    if !dirty.contains_key(&key) {
+        let before = live(acc, &key).cloned();
+        dirty.insert(key, before);
+    }
 }
 
 #[derive(Default)]
@@ -133,6 +141,16 @@ impl View {
             OutputDelta::Record { user, metric, .. } => {
                 touch(&mut dirty.records, &r.records, (*user, *metric))
             }
+            OutputDelta::WorkoutRecord {
+                user,
+                activity,
+                kind,
+                ..
+            } => touch(
+                &mut dirty.workout_records,
+                &r.workout_records,
+                (*user, activity.clone(), *kind),
+            ),
         }
         match d {
             OutputDelta::Daily {
@@ -176,6 +194,13 @@ impl View {
                 record,
                 diff,
             } => add(&mut r.records, (user, metric), record, diff),
+            OutputDelta::WorkoutRecord {
+                user,
+                activity,
+                kind,
+                record,
+                diff,
+            } => add(&mut r.workout_records, (user, activity, kind), record, diff),
         }
     }
 
@@ -193,6 +218,7 @@ impl View {
         tidy(&mut r.correlations);
         tidy(&mut r.scores);
         tidy(&mut r.records);
+        tidy(&mut r.workout_records);
         s.epoch = s.epoch.max(epoch);
         self.advanced.notify_all();
     }
@@ -236,6 +262,7 @@ impl View {
             correlations: single(&r.correlations),
             scores: single(&r.scores),
             records: single(&r.records),
+            workout_records: single(&r.workout_records),
         }
     }
 

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use proptest::prelude::*;
+use vitasync_dataflow::handle::Batch;
 use vitasync_dataflow::model::{
     Anomaly, Baseline, Correlation, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta,
-    SampleRow, Scores, UserKey, metric_key, to_fixed,
+    SampleRow, Scores, UserKey, WorkoutKind, WorkoutRow, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
 use vitasync_engine::catalogue::ProviderPriority;
@@ -74,6 +75,16 @@ enum Op {
     Delete(u16),
     /// Changes the user's provider priority: manual entries ("api") first, or the default.
     Prefer { user: u8, api_first: bool },
+    /// Writes (or, with `remove`, deletes) the workout with this id.
+    Workout {
+        user: u8,
+        id: u8,
+        activity: u8,
+        day: u8,
+        distance: Option<u16>,
+        duration: Option<u16>,
+        remove: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -94,6 +105,12 @@ fn op() -> impl Strategy<Value = Op> {
         ),
         1 => any::<u16>().prop_map(Op::Delete),
         1 => (0..2u8, any::<bool>()).prop_map(|(user, api_first)| Op::Prefer { user, api_first }),
+        2 => (0..2u8, 0..12u8, 0..2u8, 0..60u8, prop::option::of(0..50u16),
+              prop::option::of(0..50u16), prop::bool::weighted(0.2)).prop_map(
+            |(user, id, activity, day, distance, duration, remove)| Op::Workout {
+                user, id, activity, day, distance, duration, remove
+            }
+        ),
     ]
 }
 
@@ -108,11 +125,26 @@ struct Materialised {
     records: BTreeMap<(UserKey, MetricKey), BTreeMap<Record, isize>>,
     correlations: BTreeMap<(UserKey, MetricKey, MetricKey, u8), BTreeMap<Correlation, isize>>,
     scores: BTreeMap<(UserKey, Day), BTreeMap<Scores, isize>>,
+    workout_records: BTreeMap<(UserKey, String, WorkoutKind), BTreeMap<Record, isize>>,
 }
 
 impl Materialised {
     fn apply(&mut self, d: OutputDelta) {
         match d {
+            OutputDelta::WorkoutRecord {
+                user,
+                activity,
+                kind,
+                record,
+                diff,
+            } => {
+                *self
+                    .workout_records
+                    .entry((user, activity, kind))
+                    .or_default()
+                    .entry(record)
+                    .or_default() += diff
+            }
             OutputDelta::Daily {
                 user,
                 metric,
@@ -269,11 +301,39 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
     let announce: Vec<(UserKey, ProviderPriority, isize)> =
         priorities.iter().map(|(u, p)| (*u, p.clone(), 1)).collect();
     let mut first = Some(announce);
+    let mut workouts: BTreeMap<(UserKey, u8), WorkoutRow> = BTreeMap::new();
     for batch in batches {
         let mut deltas = Vec::new();
         let mut reranks = first.take().unwrap_or_default();
+        let mut workout_deltas = Vec::new();
         for op in batch {
             match op {
+                Op::Workout {
+                    user,
+                    id,
+                    activity,
+                    day,
+                    distance,
+                    duration,
+                    remove,
+                } => {
+                    let u = u128::from(user) + 1;
+                    if let Some(old) = workouts.remove(&(u, id)) {
+                        workout_deltas.push((u, old, -1));
+                    }
+                    if !remove {
+                        // Equal measures on different workouts are common, so ties matter.
+                        let row = WorkoutRow {
+                            activity: ["running", "cycling"][activity as usize].to_string(),
+                            day: 19_000 + Day::from(day),
+                            id: u128::from(id),
+                            distance: distance.map(|d| to_fixed(f64::from(d) * 100.0)),
+                            duration: duration.map(|d| to_fixed(f64::from(d) * 60.0)),
+                        };
+                        workouts.insert((u, id), row.clone());
+                        workout_deltas.push((u, row, 1));
+                    }
+                }
                 Op::Prefer { user, api_first } => {
                     let u = u128::from(user) + 1;
                     let new = if api_first {
@@ -361,7 +421,11 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
                 }
             }
         }
-        let epoch = flow.apply_with(deltas, reranks);
+        let epoch = flow.apply_batch(Batch {
+            samples: deltas,
+            priorities: reranks,
+            workouts: workout_deltas,
+        });
         loop {
             match flow
                 .outputs()
@@ -377,7 +441,15 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             }
         }
         let rows: Vec<SampleRow> = stored.values().cloned().collect();
-        let expected = oracle::compute_with(&rows, &priorities);
+        let mut expected = oracle::compute_with(&rows, &priorities);
+        let all_workouts: Vec<(UserKey, WorkoutRow)> =
+            workouts.iter().map(|((u, _), w)| (*u, w.clone())).collect();
+        oracle::add_workouts(&mut expected, &all_workouts);
+        assert_eq!(
+            Materialised::rows(&state.workout_records),
+            expected.workout_records,
+            "workout records after epoch {epoch}"
+        );
         assert_eq!(
             Materialised::rows(&state.daily),
             expected.daily,

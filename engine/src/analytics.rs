@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use crate::domain::{SampleChange, WorkspaceId};
+use crate::cursor::Limit;
+use crate::domain::{Event, EventQuery, EventType, SampleChange, User, UserId, WorkspaceId};
+use crate::error::Result;
 
 /// The analytics' logical clock: one epoch per applied batch of changes. Analytics reads can
 /// wait until the materialised state includes a given epoch (read-your-writes).
@@ -14,6 +16,33 @@ pub trait AnalyticsSink: Send + Sync + 'static {
     /// Hands one committed batch of changes (of users of `workspace`) to the analytics and
     /// returns the epoch it was assigned. Never blocks on the computation itself.
     fn apply(&self, workspace: WorkspaceId, changes: &[SampleChange]) -> Epoch;
+
+    /// Replaces what the analytics know of `user`'s workouts with `workouts` (every stored
+    /// workout event of the user, read after the write that changed them) and returns the
+    /// epoch that applies the difference.
+    fn workouts(&self, _workspace: WorkspaceId, _user: UserId, _workouts: &[Event]) -> Epoch {
+        0
+    }
+}
+
+/// Every stored workout of `user`, for [`AnalyticsSink::workouts`].
+pub async fn workout_events(store: &dyn crate::store::Store, user: &User) -> Result<Vec<Event>> {
+    let query = EventQuery {
+        event_type: Some(EventType::Workout),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .list_events(user, &query, Limit(Limit::MAX), after)
+            .await?;
+        out.extend(page.items);
+        match page.next {
+            Some(c) => after = Some(c),
+            None => return Ok(out),
+        }
+    }
 }
 
 pub type DynSink = Arc<dyn AnalyticsSink>;

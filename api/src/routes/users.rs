@@ -110,6 +110,7 @@ pub async fn delete(
     let removal = users::delete(state.store.as_ref(), auth.workspace_id, id).await?;
     let removed = removal.len();
     state.sync.committed(&user, removal, chrono::Utc::now());
+    state.sync.workouts_changed(&user).await?;
     tracing::info!(user_id = %id, samples = removed, "user deleted");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -45,7 +45,22 @@ async fn recomputed(app: &TestApp) -> oracle::Analytics {
         .into_iter()
         .map(|(u, _, p)| (u.as_u128(), ProviderPriority(p)))
         .collect();
-    oracle::compute_with(&stored_rows(app).await, &priorities)
+    let mut out = oracle::compute_with(&stored_rows(app).await, &priorities);
+    let mut workouts = Vec::new();
+    for (user_id, workspace, _) in app.store.user_priorities().await.unwrap() {
+        let user = app.store.user(workspace, user_id).await.unwrap().unwrap();
+        let events = vitasync_engine::analytics::workout_events(app.store.as_ref(), &user)
+            .await
+            .unwrap();
+        workouts.extend(
+            events
+                .iter()
+                .filter_map(vitasync_dataflow::sink::workout_row)
+                .map(|w| (user_id.as_u128(), w)),
+        );
+    }
+    oracle::add_workouts(&mut out, &workouts);
+    out
 }
 
 /// What each analytics table must hold for `user`, from the oracle, as sorted JSON texts.
@@ -83,6 +98,11 @@ fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Ve
     for ((u, m), r) in &a.records {
         if *u == user {
             records.push(materialize::record_body(*m, r));
+        }
+    }
+    for ((u, activity, kind), r) in &a.workout_records {
+        if *u == user {
+            records.push(materialize::workout_record_body(activity, *kind, r));
         }
     }
     let texts = |v: Vec<serde_json::Value>| {
@@ -236,6 +256,10 @@ async fn a_restart_hydrates_from_the_store(app: TestApp) {
     assert_eq!(before, after, "hydration rebuilds the same analytics");
     assert_tables_match_store(&app, &u).await;
     assert!(!after.scores.is_empty() && !after.correlations.is_empty());
+    assert!(
+        !after.workout_records.is_empty(),
+        "the demo's workouts set records"
+    );
 }
 
 /// The analytics events the bus carried until it stayed quiet for a moment.

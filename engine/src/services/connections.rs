@@ -307,6 +307,9 @@ pub async fn disconnect(
         .ok_or(Error::NotFound("connection"))?;
     let removed = removal.len() as u64;
     env.committed(&user, removal, Utc::now());
+    if delete_data {
+        env.workouts_changed(&user).await?;
+    }
     env.bus.publish(BusEvent::ConnectionDisconnected {
         subject: SyncEnv::subject(&conn),
     });

@@ -74,6 +74,19 @@ impl SyncEnv {
         epoch
     }
 
+    /// Tells the analytics that `user`'s workouts changed (a batch with events committed, or
+    /// events deleted): re-reads them from the store and hands them over. Refreshes are
+    /// serialised so a later read is never applied before an earlier one; each is one indexed
+    /// query of one user's workouts.
+    pub async fn workouts_changed(&self, user: &User) -> Result<crate::analytics::Epoch> {
+        static REFRESH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = REFRESH.lock().await;
+        let workouts = crate::analytics::workout_events(self.store.as_ref(), user).await?;
+        Ok(self
+            .analytics
+            .workouts(user.workspace_id, user.id, &workouts))
+    }
+
     pub fn seal_tokens(&self, t: &TokenSet) -> Result<String> {
         let json = serde_json::to_string(t).map_err(|e| Error::internal(e.to_string()))?;
         self.keys.encrypt_str(&json)
@@ -342,6 +355,11 @@ async fn stream_batches(
         {
             Ok(out) => {
                 env.committed(user, out.samples.changes, at);
+                if !batch.events.is_empty()
+                    && let Err(e) = env.workouts_changed(user).await
+                {
+                    tracing::warn!(error = %e, "refreshing the workout records failed");
+                }
             }
             Err(e) => return Ok(RunOutcome::Failed(e.to_string())),
         }

@@ -126,6 +126,9 @@ async fn apply(
                     .commit_sync_batch(&user, &conn, None, &batch, now)
                     .await?;
                 env.committed(&user, out.samples.changes, now);
+                if !batch.events.is_empty() {
+                    env.workouts_changed(&user).await?;
+                }
             }
             WebhookTarget::Deauthorized { .. } => {
                 let user = env
