@@ -77,10 +77,8 @@ pub struct Dirty {
 
 /// Remembers `key`'s live row as its "before" unless the key is already dirty.
 fn touch<K: Ord + Clone, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc<K, V>, key: K) {
-    if !dirty.contains_key(&key) {
-        let before = live(acc, &key).cloned();
-        dirty.insert(key, before);
-    }
+    let before = live(acc, &key).cloned();
+    dirty.entry(key).or_insert(before);
 }
 
 #[derive(Default)]
