@@ -59,11 +59,11 @@ pub fn instant_or_date(field: &'static str, s: &str, end: bool) -> Result<DateTi
     time::parse_instant(field, s)
 }
 
+/// An optional `[from, to)` range of instants.
+pub type InstantRange = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Optional `from`/`to` instants-or-dates, checked for order.
-pub fn instant_bounds(
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+pub fn instant_bounds(from: Option<&str>, to: Option<&str>) -> Result<InstantRange> {
     let from = from
         .map(|s| instant_or_date("from", s, false))
         .transpose()?;
