@@ -25,7 +25,7 @@ fn help_explains_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = vitasync(dir.path(), &["--help"]);
     assert!(ok);
-    for cmd in ["demo", "serve", "migrate", "workspace", "keys"] {
+    for cmd in ["demo", "serve", "mcp", "migrate", "workspace", "keys"] {
         assert!(out.contains(cmd), "--help lacks {cmd}: {out}");
     }
     let (ok, out, _) = vitasync(dir.path(), &["keys", "--help"]);

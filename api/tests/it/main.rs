@@ -10,6 +10,7 @@ mod connections;
 mod crash;
 mod fitabase;
 mod health_data;
+mod mcp;
 mod oauth;
 mod sync_faults;
 mod system;
