@@ -16,6 +16,10 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
     pg_start
 fi
 
+# The interpreter with the MCP Python SDK (.ci/run creates this venv); the MCP client test fails
+# with instructions when it is missing.
+export VITASYNC_MCP_PYTHON="${VITASYNC_MCP_PYTHON:-/var/cache/vitasync/venv/bin/python}"
+
 log="$(mktemp -t vitasync-test.XXXXXX)"
 status=0
 cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?

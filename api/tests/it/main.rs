@@ -11,6 +11,7 @@ mod crash;
 mod fitabase;
 mod health_data;
 mod mcp;
+mod mcp_python;
 mod oauth;
 mod sync_faults;
 mod system;
