@@ -138,6 +138,7 @@ async fn demo_serves_synced_data() {
     let text = out.join("\n");
     assert!(text.contains("users:    3"), "{text}");
     assert!(text.contains(&format!("API key:  {key}")), "{text}");
+    assert!(text.contains("/mcp (streamable HTTP"), "{text}");
     let samples: u64 = out
         .iter()
         .find_map(|l| l.trim().strip_prefix("samples:"))
