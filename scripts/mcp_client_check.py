@@ -9,7 +9,9 @@ Over the chosen transport it initialises (classic handshake), lists the nine too
 with valid and with invalid arguments, reads a resource, subscribes to the user's context,
 pushes a resting-heart-rate sample for 2024-03-<day> through the REST API and waits for the
 `notifications/resources/updated` that must follow. Then it connects again in the SDK's default
-("auto") mode, which probes for the newest protocol first, and calls a tool. The stdio server is
+("auto") mode, which probes for the newest protocol first (2026-07-28), calls a tool, listens
+(`subscriptions/listen`) to the user's scores, pushes a sample for 2024-03-<day + 2> and waits
+for the update event. The stdio server is
 started with this process's environment (DATABASE_URL, VITASYNC_DATA_DIR, VITASYNC_API_KEY).
 Prints one line per check; exits non-zero on the first failure.
 """
@@ -134,11 +136,24 @@ async def legacy(kind, where, api, key, user, day):
         print(f"{kind}: notified {time.monotonic() - start:.2f} s after the ingest", flush=True)
 
 
-async def auto(kind, where, key, user):
+async def auto(kind, where, api, key, user, day):
     async with Client(target(kind, where, key)) as c:
         r = await c.call_tool("get_health_context", {"user_id": user})
         check(not r.is_error, f"auto mode call failed: {r.content}")
-        print(f"{kind}: auto mode ({c.protocol_version}) works", flush=True)
+        print(f"{kind}: auto mode ({c.protocol_version}) calls tools", flush=True)
+        if c.protocol_version < "2026-07-28":
+            return
+        uri = f"vitasync://users/{user}/scores"
+        async with c.listen(resource_subscriptions=[uri]) as sub:
+            check(list(sub.honored.resource_subscriptions or []) == [uri], f"honored {sub.honored}")
+            start = time.monotonic()
+            ingest(api, key, user, day)
+            try:
+                event = await asyncio.wait_for(sub.__anext__(), timeout=10)
+            except asyncio.TimeoutError:
+                fail(f"{kind}: no update on subscriptions/listen within 10 s")
+            check(getattr(event, "uri", None) == uri, f"event {event}")
+            print(f"{kind}: listen notified {time.monotonic() - start:.2f} s after the ingest", flush=True)
 
 
 def main():
@@ -147,7 +162,7 @@ def main():
         sys.exit(2)
     kind, where, api, key, user, day = sys.argv[1:]
     asyncio.run(legacy(kind, where, api.rstrip("/"), key, user, int(day)))
-    asyncio.run(auto(kind, where, key, user))
+    asyncio.run(auto(kind, where, api.rstrip("/"), key, user, int(day) + 2))
     print(f"ok {kind}", flush=True)
 
 

@@ -98,6 +98,15 @@ fn internal(e: ToolError) -> ErrorData {
     ErrorData::internal_error(e.0, None)
 }
 
+/// Whether `uri` has the shape of one of our resources (whoever's user it names).
+pub(crate) fn is_ours(uri: &str) -> bool {
+    uri.strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(id, name)| {
+            Uuid::parse_str(id).is_ok() && KINDS.iter().any(|(_, n, _)| *n == name)
+        })
+}
+
 /// The user (inside the caller's workspace) and kind a URI names.
 pub(crate) async fn resolve(ctx: &Ctx<'_>, uri: &str) -> Result<(User, Kind), ErrorData> {
     let rest = uri.strip_prefix(PREFIX).ok_or_else(|| not_found(uri))?;

@@ -9,16 +9,16 @@ use rmcp::model::{
     GetPromptResponse, Implementation, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams,
     ReadResourceResponse, ServerCapabilities, ServerConfig, SubscribeRequestParams,
-    UnsubscribeRequestParams,
+    SubscriptionFilter, UnsubscribeRequestParams,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{RequestContext, SubscriptionContext};
 use rmcp::{RoleServer, ServerHandler};
 use tokio::sync::watch;
 use vitasync_engine::analytics::Epoch;
 use vitasync_engine::domain::WorkspaceId;
 use vitasync_engine::store::DynStore;
 
-use crate::subscriptions::Subscriptions;
+use crate::subscriptions::{Subscriptions, Target};
 use crate::{prompts, resources, tools};
 
 const INSTRUCTIONS: &str = "VitaSync holds wearable health data (samples, workouts, sleep) and \
@@ -66,6 +66,10 @@ pub struct VitaSyncMcp {
 
 static SESSIONS: AtomicU64 = AtomicU64::new(1);
 
+fn next_session() -> u64 {
+    SESSIONS.fetch_add(1, Ordering::Relaxed)
+}
+
 impl VitaSyncMcp {
     /// A session bound to one workspace (stdio).
     pub fn for_workspace(shared: Shared, ws: WorkspaceId) -> Self {
@@ -81,7 +85,7 @@ impl VitaSyncMcp {
         VitaSyncMcp {
             shared,
             tenancy,
-            session: SESSIONS.fetch_add(1, Ordering::Relaxed),
+            session: next_session(),
         }
     }
 
@@ -94,6 +98,28 @@ impl VitaSyncMcp {
                 .map(|c| c.workspace_id)
                 .ok_or_else(|| ErrorData::invalid_request("not authenticated", None)),
         }
+    }
+
+    /// Registers `uri` (of a user of `ws`) for `session`; errors when the URI names nothing
+    /// the workspace can see.
+    async fn watch(
+        &self,
+        session: u64,
+        ws: WorkspaceId,
+        uri: String,
+        target: Target,
+    ) -> Result<(), ErrorData> {
+        let ctx = self.ctx(ws);
+        let (user, _) = resources::resolve(&ctx, &uri).await?;
+        let fingerprint = if self.shared.subscriptions.polls() {
+            Some(resources::fingerprint(&ctx, &uri).await?)
+        } else {
+            None
+        };
+        self.shared
+            .subscriptions
+            .add(session, ws, user.id, uri, target, fingerprint);
+        Ok(())
     }
 
     pub(crate) fn ctx(&self, ws: WorkspaceId) -> tools::Ctx<'_> {
@@ -181,21 +207,43 @@ impl ServerHandler for VitaSyncMcp {
         cx: RequestContext<RoleServer>,
     ) -> Result<(), ErrorData> {
         let ws = self.workspace(&cx.extensions)?;
-        let ctx = self.ctx(ws);
-        let (user, _) = resources::resolve(&ctx, &req.uri).await?;
-        let fingerprint = if self.shared.subscriptions.polls() {
-            Some(resources::fingerprint(&ctx, &req.uri).await?)
-        } else {
-            None
-        };
-        self.shared.subscriptions.add(
-            self.session,
-            ws,
-            user.id,
-            req.uri,
-            cx.peer.clone(),
-            fingerprint,
+        self.watch(self.session, ws, req.uri, Target::Session(cx.peer.clone()))
+            .await
+    }
+
+    fn accepted_subscription_filter(
+        &self,
+        requested: &SubscriptionFilter,
+    ) -> Option<SubscriptionFilter> {
+        // Only resource updates, and only for URIs of our shape; whether the user is visible to
+        // the caller is checked in `listen`, where the request's workspace is known.
+        let mut accepted = SubscriptionFilter::new();
+        accepted.resource_subscriptions = Some(
+            requested
+                .resource_subscriptions
+                .iter()
+                .flatten()
+                .filter(|uri| resources::is_ours(uri))
+                .cloned()
+                .collect(),
         );
+        Some(accepted)
+    }
+
+    async fn listen(&self, cx: SubscriptionContext) -> Result<(), ErrorData> {
+        let ws = self.workspace(&cx.request_context().extensions)?;
+        // Each stream is its own subscriber, so ending it forgets exactly its URIs.
+        let stream = next_session();
+        for uri in cx.accepted().resource_subscriptions.iter().flatten() {
+            let target = Target::Stream(cx.sink().clone());
+            // A URI of another workspace's user is acknowledged by the SDK but never
+            // registered, so nothing about it is ever sent.
+            if let Err(e) = self.watch(stream, ws, uri.clone(), target).await {
+                tracing::debug!(%uri, error = %e.message, "not watching a resource");
+            }
+        }
+        cx.cancelled().await;
+        self.shared.subscriptions.remove_session(stream);
         Ok(())
     }
 

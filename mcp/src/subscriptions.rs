@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rmcp::RoleServer;
 use rmcp::model::ResourceUpdatedNotificationParam;
-use rmcp::service::Peer;
+use rmcp::service::{Peer, SubscriptionSink};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 use vitasync_engine::bus::{Bus, BusEvent};
@@ -18,12 +18,36 @@ use crate::resources;
 use crate::server::Shared;
 use crate::tools::Ctx;
 
+/// Where a subscriber's notifications go.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// A `resources/subscribe` (protocol up to 2025-11-25): the session's peer.
+    Session(Peer<RoleServer>),
+    /// A `subscriptions/listen` stream (protocol 2026-07-28).
+    Stream(SubscriptionSink),
+}
+
+impl Target {
+    async fn updated(&self, uri: String) -> Result<(), String> {
+        match self {
+            Target::Session(peer) => peer
+                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                .await
+                .map_err(|e| e.to_string()),
+            Target::Stream(sink) => sink
+                .notify_resource_updated(uri)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+}
+
 struct Entry {
     session: u64,
     ws: WorkspaceId,
     user: UserId,
     uri: String,
-    peer: Peer<RoleServer>,
+    peer: Target,
     /// Poll mode: the hash of the content last notified (or seen at subscription).
     fingerprint: Option<u64>,
 }
@@ -65,7 +89,7 @@ impl Subscriptions {
         ws: WorkspaceId,
         user: UserId,
         uri: String,
-        peer: Peer<RoleServer>,
+        peer: Target,
         fingerprint: Option<u64>,
     ) {
         let mut entries = self.entries();
@@ -85,6 +109,11 @@ impl Subscriptions {
             .retain(|e| !(e.session == session && e.uri == uri));
     }
 
+    /// Forgets every subscription of `session` (a `subscriptions/listen` stream that ended).
+    pub(crate) fn remove_session(&self, session: u64) {
+        self.entries().retain(|e| e.session != session);
+    }
+
     /// How many subscriptions are live (for tests and logs).
     pub fn len(&self) -> usize {
         self.entries().len()
@@ -96,19 +125,16 @@ impl Subscriptions {
 
     /// Sends `notifications/resources/updated` to each target; a session that is gone loses
     /// its subscriptions.
-    async fn notify(&self, targets: Vec<(u64, String, Peer<RoleServer>)>) {
+    async fn notify(&self, targets: Vec<(u64, String, Target)>) {
         for (session, uri, peer) in targets {
-            let sent = peer
-                .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri.clone()))
-                .await;
-            if let Err(e) = sent {
+            if let Err(e) = peer.updated(uri).await {
                 tracing::debug!(session, error = %e, "MCP session gone; dropping its subscriptions");
                 self.entries().retain(|e| e.session != session);
             }
         }
     }
 
-    fn targets(&self, pick: impl Fn(&Entry) -> bool) -> Vec<(u64, String, Peer<RoleServer>)> {
+    fn targets(&self, pick: impl Fn(&Entry) -> bool) -> Vec<(u64, String, Target)> {
         self.entries()
             .iter()
             .filter(|e| pick(e))

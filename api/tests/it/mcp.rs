@@ -7,11 +7,13 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, ClientConfig, ProtocolVersion,
+    CallToolRequestParams, CallToolResult, ClientConfig, GetPromptRequestParams, ProtocolVersion,
     ReadResourceRequestParams, ResourceContents, ResourceUpdatedNotificationParam,
-    SubscribeRequestParams,
+    ServerNotification, SubscribeRequestParams, SubscriptionFilter,
 };
-use rmcp::service::{NotificationContext, RunningService};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt as _, NotificationContext, RunningService,
+};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt as _};
@@ -561,8 +563,132 @@ async fn another_workspace_sees_nothing(app: TestApp) {
     assert_eq!(foreign.status(), StatusCode::FORBIDDEN);
 }
 
+async fn the_prompt_guides_a_review(app: TestApp) {
+    let user = app.create_user("mcp-prompt", None).await;
+    let (client, _) = connect(&app, &app.key).await;
+    let prompts = client.list_all_prompts().await.unwrap();
+    assert_eq!(prompts.len(), 1);
+    assert_eq!(prompts[0].name, "health_review");
+    let args = prompts[0].arguments.as_ref().unwrap();
+    assert!(
+        args.iter()
+            .any(|a| a.name == "user_id" && a.required == Some(true))
+    );
+    assert!(
+        args.iter()
+            .any(|a| a.name == "days" && a.required == Some(false))
+    );
+
+    let get = |args: Value| {
+        let client = &client;
+        async move {
+            let Value::Object(args) = args else {
+                unreachable!()
+            };
+            client
+                .get_prompt(GetPromptRequestParams::new("health_review").with_arguments(args))
+                .await
+        }
+    };
+    let review = get(json!({"user_id": user, "days": "7"})).await.unwrap();
+    let text = serde_json::to_value(&review.messages[0]).unwrap()["content"]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(text.contains(&user), "{text}");
+    assert!(text.contains("last 7 days"), "{text}");
+    for tool in [
+        "get_health_context",
+        "get_health_scores",
+        "get_anomaly_alerts",
+    ] {
+        assert!(text.contains(tool), "{text}");
+    }
+    let default_days = get(json!({"user_id": user})).await.unwrap();
+    assert!(
+        serde_json::to_string(&default_days.messages)
+            .unwrap()
+            .contains("last 14 days")
+    );
+    for (bad, field) in [
+        (json!({}), "user_id"),
+        (json!({"user_id": user, "days": "0"}), "days"),
+        (json!({"user_id": uuid::Uuid::new_v4()}), "user"),
+    ] {
+        let err = get(bad.clone()).await.expect_err("a bad prompt argument");
+        assert!(err.to_string().contains(field), "{bad}: {err}");
+    }
+    client.cancel().await.unwrap();
+}
+
+/// Clients of protocol 2026-07-28 (no `resources/subscribe`) listen with `subscriptions/listen`;
+/// a URI of another workspace's user is acknowledged but never notified.
+async fn modern_clients_listen(app: TestApp) {
+    let user = app.create_user("mcp-modern", None).await;
+    let w = app
+        .ingest(
+            &user,
+            json!((1..=5).map(|d| rhr(d, 60.0)).collect::<Vec<_>>()),
+        )
+        .await;
+    let e = w["epoch"].as_u64().unwrap();
+    app.get_json(&format!("/v1/users/{user}/analytics/scores?min_epoch={e}"))
+        .await;
+    let uri = format!("vitasync://users/{user}/scores");
+    let modern = |key: String| {
+        let app = &app;
+        async move {
+            let transport = StreamableHttpClientTransport::from_config(
+                StreamableHttpClientTransportConfig::with_uri(app.url("/mcp")).auth_header(key),
+            );
+            ().serve_with_lifecycle(
+                transport,
+                ClientLifecycleMode::Discover {
+                    preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+                },
+            )
+            .await
+            .expect("MCP discover")
+        }
+    };
+    let mine = modern(app.key.clone()).await;
+    assert_eq!(
+        mine.peer_info().unwrap().protocol_version,
+        ProtocolVersion::V_2026_07_28
+    );
+    let theirs = modern(other_workspace_key(&app).await).await;
+    let filter = || {
+        let mut f = SubscriptionFilter::new();
+        f.resource_subscriptions = Some(vec![uri.clone()]);
+        f
+    };
+    let mut own = mine.peer().listen(filter()).await.expect("listen");
+    let mut foreign = theirs.peer().listen(filter()).await.expect("listen");
+    // The scores of a new day change.
+    app.ingest(&user, json!([rhr(6, 61.0)])).await;
+    let got = tokio::time::timeout(Duration::from_secs(5), own.next())
+        .await
+        .expect("an update within 5 s")
+        .unwrap()
+        .expect("a notification");
+    match got {
+        ServerNotification::ResourceUpdatedNotification(n) => assert_eq!(n.params.uri, uri),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), foreign.next())
+            .await
+            .is_err(),
+        "another workspace's change reached a listener"
+    );
+    mine.cancel().await.unwrap();
+    theirs.cancel().await.unwrap();
+}
+
 on_both_backends!(
     tools_match_the_rest_api,
     resources_and_subscriptions,
-    another_workspace_sees_nothing
+    another_workspace_sees_nothing,
+    the_prompt_guides_a_review,
+    modern_clients_listen
 );
