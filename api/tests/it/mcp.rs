@@ -240,6 +240,31 @@ async fn tools_match_the_rest_api(app: TestApp) {
         .await["data"],
         rest(format!("/v1/users/{user}/events?type=sleep&limit=100")).await
     );
+    let workout = rest(format!("/v1/users/{user}/events?type=workout&limit=1")).await;
+    let activity = workout[0]["activity_type"]
+        .as_str()
+        .expect("a demo workout");
+    let by_activity = rest(format!(
+        "/v1/users/{user}/events?activity_type={}&limit=100",
+        activity.to_uppercase()
+    ))
+    .await;
+    assert!(
+        by_activity
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["activity_type"] == activity)
+    );
+    assert_eq!(
+        ok(
+            &client,
+            "get_events",
+            json!({"user_id": user, "activity_type": activity, "limit": 100})
+        )
+        .await["data"],
+        by_activity
+    );
     assert_eq!(
         ok(&client, "get_personal_records", json!({"user_id": user})).await["data"],
         rest(format!("/v1/users/{user}/analytics/records")).await
@@ -454,6 +479,21 @@ async fn resources_and_subscriptions(app: TestApp) {
     assert!(
         latency < Duration::from_secs(2),
         "notified after {latency:?}"
+    );
+    // After unsubscribing, changes are no longer announced.
+    #[allow(deprecated)]
+    client
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
+            anomalies_uri.clone(),
+        ))
+        .await
+        .unwrap();
+    app.ingest(&user, json!([rhr(23, 70.0)])).await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), updates.recv())
+            .await
+            .is_err(),
+        "notified after unsubscribing"
     );
     let now = read(anomalies_uri.clone()).await;
     assert!(

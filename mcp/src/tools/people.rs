@@ -80,15 +80,15 @@ pub async fn list_connections(ctx: &Ctx<'_>, a: ListConnectionsArgs) -> Result<R
                 .await?
         }
     };
+    // The workspace-wide read stops at the cap; say so even when the filters leave fewer.
+    let capped = all.len() > MAX_CONNECTIONS as usize;
     let views: Vec<ConnectionView> = all
         .iter()
         .filter(|c| a.provider.as_deref().is_none_or(|p| c.provider == p))
         .filter(|c| status.is_none_or(|s| c.status == s))
         .map(ConnectionView::from)
         .collect();
-    Ok(Rows::first(
-        to_values(&views)?,
-        MAX_CONNECTIONS as usize,
-        None,
-    ))
+    let mut rows = Rows::first(to_values(&views)?, MAX_CONNECTIONS as usize, None);
+    rows.truncated |= capped;
+    Ok(rows)
 }
