@@ -266,6 +266,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn mcp_hosts_come_from_the_public_url_listen_address_and_extras() {
+        let env: HashMap<_, _> = [
+            ("VITASYNC_LISTEN", "0.0.0.0:8080"),
+            ("VITASYNC_PUBLIC_URL", "https://Health.example.com/"),
+            ("VITASYNC_MCP_ALLOWED_HOSTS", "vitasync.internal, 10.0.0.5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let hosts = Config::load(None, &env).unwrap().mcp_hosts();
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "health.example.com",
+            "vitasync.internal",
+            "10.0.0.5",
+        ] {
+            assert!(hosts.iter().any(|x| x == h), "{h} missing from {hosts:?}");
+        }
+        // A wildcard listen address is not a name anyone reaches the server by.
+        assert!(!hosts.iter().any(|x| x == "0.0.0.0"), "{hosts:?}");
+        let local = Config::load(
+            None,
+            &[("VITASYNC_LISTEN".to_string(), "192.168.1.9:80".to_string())].into(),
+        )
+        .unwrap()
+        .mcp_hosts();
+        assert!(local.iter().any(|x| x == "192.168.1.9"), "{local:?}");
+    }
+
+    #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("vitasync.toml");

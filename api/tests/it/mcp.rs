@@ -584,7 +584,11 @@ async fn another_workspace_sees_nothing(app: TestApp) {
         }
         r.send()
     };
-    assert_eq!(post(None).await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let refused = post(None).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(refused.headers()["WWW-Authenticate"], "Bearer");
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "unauthorized", "{body}");
     assert_eq!(
         post(Some("vs_wrong")).await.unwrap().status(),
         StatusCode::UNAUTHORIZED
