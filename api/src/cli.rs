@@ -131,6 +131,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             app.run_until_stopped().await?;
         }
         Command::Mcp { api_key } => {
+            // Never create the embedded database: this process only reads what the server keeps.
+            let embedded = config.data_dir.join("vitasync.db");
+            if config.database_url.is_none() && !embedded.exists() {
+                anyhow::bail!(
+                    "no store at {} (set DATABASE_URL or VITASYNC_DATA_DIR to the server's, or run `vitasync migrate`)",
+                    embedded.display()
+                );
+            }
             let store = vitasync_engine::store::open(&config)
                 .await
                 .context("opening the store")?;

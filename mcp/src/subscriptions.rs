@@ -114,15 +114,6 @@ impl Subscriptions {
         self.entries().retain(|e| e.session != session);
     }
 
-    /// How many subscriptions are live (for tests and logs).
-    pub fn len(&self) -> usize {
-        self.entries().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Sends `notifications/resources/updated` to each target; a session that is gone loses
     /// its subscriptions.
     async fn notify(&self, targets: Vec<(u64, String, Target)>) {

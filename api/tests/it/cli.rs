@@ -10,6 +10,7 @@ fn vitasync(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env("VITASYNC_DATA_DIR", dir)
         .env_remove("DATABASE_URL")
         .env_remove("VITASYNC_CONFIG")
+        .env_remove("VITASYNC_API_KEY")
         .env("RUST_LOG", "warn")
         .output()
         .expect("run vitasync");
@@ -33,6 +34,24 @@ fn help_explains_every_subcommand() {
     for cmd in ["create", "list", "revoke"] {
         assert!(out.contains(cmd), "keys --help lacks {cmd}: {out}");
     }
+}
+
+/// `vitasync mcp` needs a usable read key and an existing store, and says which is missing.
+#[test]
+fn mcp_refuses_without_a_store_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = vitasync(dir.path(), &["mcp"]);
+    assert!(!ok && err.contains("api-key"), "{err}");
+    let (ok, _, err) = vitasync(dir.path(), &["mcp", "--api-key", "vs_nope"]);
+    assert!(!ok && err.contains("no store"), "{err}");
+    assert!(
+        !dir.path().join("vitasync.db").exists(),
+        "mcp created a database"
+    );
+    let (ok, _, err) = vitasync(dir.path(), &["migrate"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = vitasync(dir.path(), &["mcp", "--api-key", "vs_nope"]);
+    assert!(!ok && err.contains("VITASYNC_API_KEY"), "{err}");
 }
 
 #[test]
