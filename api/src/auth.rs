@@ -8,8 +8,10 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::time::Instant;
 
-use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpRequest, web};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest, web};
 use uuid::Uuid;
 use vitasync_engine::Error;
 use vitasync_engine::domain::{Scope, Scopes};
@@ -119,4 +121,17 @@ impl<S: Need + 'static> FromRequest for Authed<S> {
             })
         })
     }
+}
+
+/// Middleware for the MCP endpoint: the same bearer-key check (rate limit included) as a REST
+/// route with the read scope; the caller's workspace travels on to the MCP handlers.
+pub async fn require_read_key(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let auth = req.extract::<Authed<Read>>().await?;
+    req.extensions_mut().insert(vitasync_mcp::Caller {
+        workspace_id: auth.workspace_id,
+    });
+    next.call(req).await
 }

@@ -47,6 +47,14 @@ pub enum Command {
     /// Run the HTTP API server. Applies pending migrations first; listens on VITASYNC_LISTEN
     /// (default 127.0.0.1:8080) until Ctrl-C or SIGTERM, then drains in-flight requests.
     Serve,
+    /// Serve MCP (Model Context Protocol) on stdin/stdout for a local assistant, limited to the
+    /// workspace of VITASYNC_API_KEY (read scope). Reads the same store as the server (run
+    /// `serve` or `migrate` first) and writes nothing; logs go to stderr.
+    Mcp {
+        /// An API key with the read scope; its workspace is the only one visible.
+        #[arg(long, env = "VITASYNC_API_KEY", hide_env_values = true)]
+        api_key: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage workspaces (tenants).
@@ -121,6 +129,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;
+        }
+        Command::Mcp { api_key } => {
+            // Never create the embedded database: this process only reads what the server keeps.
+            let embedded = config.data_dir.join("vitasync.db");
+            if config.database_url.is_none() && !embedded.exists() {
+                anyhow::bail!(
+                    "no store at {} (set DATABASE_URL or VITASYNC_DATA_DIR to the server's, or run `vitasync migrate`)",
+                    embedded.display()
+                );
+            }
+            let store = vitasync_engine::store::open(&config)
+                .await
+                .context("opening the store")?;
+            store.ready().await.context(
+                "the store is not ready (run `vitasync migrate` or start the server first)",
+            )?;
+            let key = keys::authenticate(store.as_ref(), api_key.trim())
+                .await
+                .context("VITASYNC_API_KEY")?;
+            if !key.scopes.allows(Scope::Read) {
+                anyhow::bail!("VITASYNC_API_KEY lacks the read scope");
+            }
+            tracing::info!(workspace_id = %key.workspace_id, "serving MCP on stdio");
+            vitasync_mcp::stdio::serve(store, key.workspace_id).await?;
         }
         Command::Migrate => {
             let store = open_store(&config).await?;

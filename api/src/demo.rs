@@ -199,6 +199,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
     }
     println!("  API key:  {key}");
+    println!("  MCP:      {base}/mcp (streamable HTTP, header Authorization: Bearer <API key>)");
     println!();
     println!("Try:");
     println!(
@@ -210,6 +211,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         first.id
     );
     println!("  open {base}/docs for the API reference");
+    println!(
+        "  connect an MCP client to {base}/mcp, or run `VITASYNC_API_KEY={key} vitasync mcp` (stdio)"
+    );
     println!();
     println!("New demo data arrives on the sync schedule. Press Ctrl-C to stop.");
     let _ = std::io::stdout().flush();

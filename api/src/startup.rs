@@ -128,6 +128,13 @@ impl Application {
         let actors = SyncHandle::start(sync.clone(), settings);
         let metrics = Arc::new(Metrics::new());
         metrics.clone().follow(&sync.bus);
+        let subscriptions = vitasync_mcp::Subscriptions::fed_by_bus();
+        subscriptions.clone().follow(&sync.bus);
+        let mcp = vitasync_mcp::Shared {
+            store: store.clone(),
+            epoch: Some(analytics.materialized()),
+            subscriptions,
+        };
         let state = AppState {
             analytics,
             sync,
@@ -141,7 +148,7 @@ impl Application {
             )),
             config: Arc::new(config),
         };
-        let server = run(listener, state.clone())?;
+        let server = run(listener, state.clone(), mcp)?;
         tracing::info!(port, backend = state.store.backend().as_str(), "listening");
         Ok(Application {
             port,
@@ -171,7 +178,12 @@ impl Application {
     }
 }
 
-fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
+fn run(
+    listener: TcpListener,
+    state: AppState,
+    mcp: vitasync_mcp::Shared,
+) -> anyhow::Result<Server> {
+    let mcp = vitasync_mcp::http::service(mcp, state.config.mcp_hosts());
     let data = web::Data::new(state);
     let openapi = ApiDoc::openapi();
     let server = HttpServer::new(move || {
@@ -180,6 +192,11 @@ fn run(listener: TcpListener, state: AppState) -> anyhow::Result<Server> {
             .app_data(web::PayloadConfig::new(MAX_BODY_BYTES))
             .wrap(from_fn(telemetry::observe))
             .configure(routes::configure)
+            .service(
+                mcp.clone()
+                    .scope_with_path("/mcp")
+                    .wrap(from_fn(crate::auth::require_read_key)),
+            )
             .route(
                 "/docs",
                 web::get().to(|| async {

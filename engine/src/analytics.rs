@@ -105,20 +105,6 @@ pub struct AnomalyRow {
     pub body: serde_json::Value,
 }
 
-/// Which anomalies a list wants; every field narrows it (None = any).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AnomalyFilter {
-    pub metric: Option<String>,
-    pub method: Option<String>,
-    pub severity: Option<String>,
-    /// open, acknowledged or dismissed.
-    pub status: Option<String>,
-    /// First date, inclusive.
-    pub from: Option<chrono::NaiveDate>,
-    /// Last date, inclusive.
-    pub to: Option<chrono::NaiveDate>,
-}
-
 /// The materialised analytics tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnalyticsTable {

@@ -47,6 +47,9 @@ pub struct Config {
     /// `VITASYNC_PUBLIC_URL`: the externally reachable base URL; OAuth callbacks are
     /// `{public_url}/v1/oauth/{provider}/callback`.
     pub public_url: Option<String>,
+    /// `VITASYNC_MCP_ALLOWED_HOSTS`: comma-separated extra `Host` names `/mcp` accepts (the
+    /// loopback names and the hosts of the public URL and listen address always are).
+    pub mcp_allowed_hosts: Vec<String>,
     /// `VITASYNC_OAUTH_RETURN_URLS`: comma-separated prefixes an OAuth `return_url` must start
     /// with.
     pub oauth_return_urls: Vec<String>,
@@ -72,6 +75,7 @@ impl Default for Config {
             rate_limit_rps: 50.0,
             rate_limit_burst: 100,
             public_url: None,
+            mcp_allowed_hosts: Vec::new(),
             oauth_return_urls: Vec::new(),
             sync_interval_secs: 15 * 60,
             dataflow_workers: 0,
@@ -161,6 +165,13 @@ impl Config {
         if let Some(v) = get("VITASYNC_PUBLIC_URL") {
             self.public_url = Some(v);
         }
+        if let Some(v) = get("VITASYNC_MCP_ALLOWED_HOSTS") {
+            self.mcp_allowed_hosts = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+        }
         if let Some(v) = get("VITASYNC_OAUTH_RETURN_URLS") {
             self.oauth_return_urls = v
                 .split(',')
@@ -188,6 +199,29 @@ impl Config {
             .unwrap_or_else(|| format!("http://{}", self.listen))
             .trim_end_matches('/')
             .to_string()
+    }
+
+    /// The `Host` names the MCP endpoint accepts (DNS-rebinding protection): loopback, the
+    /// public URL's host, a specific listen host, and any configured extras. Never empty.
+    pub fn mcp_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        if let Ok(u) = url::Url::parse(&self.public_base())
+            && let Some(h) = u.host_str()
+        {
+            hosts.push(h.trim_matches(['[', ']']).to_string());
+        }
+        if let Ok(addr) = self.listen.parse::<std::net::SocketAddr>()
+            && !addr.ip().is_unspecified()
+        {
+            hosts.push(addr.ip().to_string());
+        }
+        hosts.extend(self.mcp_allowed_hosts.iter().cloned());
+        hosts.sort();
+        hosts.dedup();
+        hosts
     }
 
     /// Analytics worker threads: the configured number, else one per core.
@@ -230,6 +264,38 @@ fn parse_env<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcp_hosts_come_from_the_public_url_listen_address_and_extras() {
+        let env: HashMap<_, _> = [
+            ("VITASYNC_LISTEN", "0.0.0.0:8080"),
+            ("VITASYNC_PUBLIC_URL", "https://Health.example.com/"),
+            ("VITASYNC_MCP_ALLOWED_HOSTS", "vitasync.internal, 10.0.0.5"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let hosts = Config::load(None, &env).unwrap().mcp_hosts();
+        for h in [
+            "localhost",
+            "127.0.0.1",
+            "::1",
+            "health.example.com",
+            "vitasync.internal",
+            "10.0.0.5",
+        ] {
+            assert!(hosts.iter().any(|x| x == h), "{h} missing from {hosts:?}");
+        }
+        // A wildcard listen address is not a name anyone reaches the server by.
+        assert!(!hosts.iter().any(|x| x == "0.0.0.0"), "{hosts:?}");
+        let local = Config::load(
+            None,
+            &[("VITASYNC_LISTEN".to_string(), "192.168.1.9:80".to_string())].into(),
+        )
+        .unwrap()
+        .mcp_hosts();
+        assert!(local.iter().any(|x| x == "192.168.1.9"), "{local:?}");
+    }
 
     #[test]
     fn layers_apply_in_order() {

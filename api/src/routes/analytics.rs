@@ -10,14 +10,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use vitasync_engine::Error;
-use vitasync_engine::analytics::{AnalyticsTable, AnomalyFilter};
+use vitasync_engine::analytics::AnalyticsTable;
 use vitasync_engine::cursor::{Cursor, Limit, Page};
 use vitasync_engine::domain::User;
+use vitasync_engine::services::analytics::{
+    self as reads, AnomalyFilter, BaselineFilter, CorrelationFilter, ScoreFilter,
+};
 
 use crate::auth::{Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{ValidQuery, path_id};
-use crate::routes::health_data::{check_metric, check_order, date_bounds};
 use crate::routes::path_user;
 use crate::state::AppState;
 
@@ -108,20 +110,9 @@ pub async fn baselines(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
-    check_metric("metric", q.metric.as_deref())?;
-    if let Some(w) = q.window
-        && w != 28
-        && w != 90
-    {
-        return Err(Error::invalid("window", "must be 28 or 90").into());
-    }
+    let filter = BaselineFilter::check(q.metric, q.window)?;
     let epoch = fresh_or_return!(state, q.min_epoch);
-    let data = rows(&state, &user, AnalyticsTable::Baselines)
-        .await?
-        .into_iter()
-        .filter(|b| q.metric.as_deref().is_none_or(|m| text(b, "metric") == m))
-        .filter(|b| q.window.is_none_or(|w| b["window_days"] == w))
-        .collect();
+    let data = filter.rows(state.store.as_ref(), &user).await?;
     Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
@@ -147,16 +138,6 @@ pub struct AnomalyQuery {
     pub min_epoch: Option<u64>,
 }
 
-fn one_of(field: &'static str, v: Option<&str>, allowed: &[&str]) -> Result<(), Error> {
-    match v {
-        Some(x) if !allowed.contains(&x) => Err(Error::invalid(
-            field,
-            format!("must be one of {}", allowed.join(", ")),
-        )),
-        _ => Ok(()),
-    }
-}
-
 /// Anomalies, newest first.
 #[utoipa::path(get, path = "/v1/users/{user_id}/analytics/anomalies", tag = "analytics", security(("bearer" = [])),
     params(("user_id" = uuid::Uuid, Path), AnomalyQuery),
@@ -179,23 +160,14 @@ async fn list_anomalies(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
-    check_metric("metric", q.metric.as_deref())?;
-    one_of(
-        "method",
-        q.method.as_deref(),
-        &["zscore", "iqr", "clinical", "rhr_elevation"],
+    let filter = AnomalyFilter::check(
+        q.metric,
+        q.method,
+        q.severity,
+        q.status,
+        q.from.as_deref(),
+        q.to.as_deref(),
     )?;
-    one_of(
-        "severity",
-        q.severity.as_deref(),
-        &["info", "warning", "critical"],
-    )?;
-    one_of(
-        "status",
-        q.status.as_deref(),
-        &["open", "acknowledged", "dismissed"],
-    )?;
-    let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
     let limit = Limit::parse(q.limit)?;
     let after = q
         .cursor
@@ -204,17 +176,8 @@ async fn list_anomalies(
         .transpose()?
         .map(|c| (c.at.date_naive(), c.id));
     let epoch = fresh_or_return!(state, q.min_epoch);
-    let filter = AnomalyFilter {
-        metric: q.metric,
-        method: q.method,
-        severity: q.severity,
-        status: q.status,
-        from,
-        to,
-    };
-    let rows = state
-        .store
-        .anomalies_page(&user, &filter, after, limit.0 + 1)
+    let rows = filter
+        .page(state.store.as_ref(), &user, after, limit.0 + 1)
         .await?;
     // A cursor is the (date, id) of the page's last row; the date travels as its midnight.
     let page = Page::from_overfetch(rows, limit, |(date, id, _)| Cursor {
@@ -292,8 +255,6 @@ pub struct CorrelationQuery {
     pub min_epoch: Option<u64>,
 }
 
-const STRENGTHS: [&str; 4] = ["weak", "moderate", "strong", "very_strong"];
-
 /// Significant correlations, strongest first.
 #[utoipa::path(get, path = "/v1/users/{user_id}/analytics/correlations", tag = "analytics", security(("bearer" = [])),
     params(("user_id" = uuid::Uuid, Path), CorrelationQuery),
@@ -316,27 +277,9 @@ async fn list_correlations(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
-    check_metric("metric", q.metric.as_deref())?;
-    one_of("min_strength", q.min_strength.as_deref(), &STRENGTHS)?;
-    if let Some(l) = q.lag
-        && l > 1
-    {
-        return Err(Error::invalid("lag", "must be 0 or 1").into());
-    }
-    let rank = |s: &str| STRENGTHS.iter().position(|x| *x == s).unwrap_or(0);
-    let min = q.min_strength.as_deref().map(rank).unwrap_or(0);
+    let filter = CorrelationFilter::check(q.min_strength.as_deref(), "lag", q.lag, q.metric)?;
     let epoch = fresh_or_return!(state, q.min_epoch);
-    let data = rows(&state, &user, AnalyticsTable::Correlations)
-        .await?
-        .into_iter()
-        .filter(|c| rank(text(c, "strength")) >= min)
-        .filter(|c| q.lag.is_none_or(|l| c["lag_days"] == l))
-        .filter(|c| {
-            q.metric
-                .as_deref()
-                .is_none_or(|m| text(c, "metric_a") == m || text(c, "metric_b") == m)
-        })
-        .collect();
+    let data = filter.rows(state.store.as_ref(), &user).await?;
     Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
@@ -364,15 +307,9 @@ pub async fn scores(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let q = q.0;
-    let (from, to) = date_bounds(q.from.as_deref(), q.to.as_deref())?;
-    check_order(from, to)?;
+    let filter = ScoreFilter::check(q.from.as_deref(), q.to.as_deref())?;
     let epoch = fresh_or_return!(state, q.min_epoch);
-    let data = rows(&state, &user, AnalyticsTable::Scores)
-        .await?
-        .into_iter()
-        .filter(|s| from.is_none_or(|f| text(s, "date") >= f.to_string().as_str()))
-        .filter(|s| to.is_none_or(|t| text(s, "date") <= t.to_string().as_str()))
-        .collect();
+    let data = filter.rows(state.store.as_ref(), &user).await?;
     Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
@@ -418,7 +355,7 @@ pub async fn records(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let epoch = fresh_or_return!(state, q.0.min_epoch);
-    let data = rows(&state, &user, AnalyticsTable::Records).await?;
+    let data = reads::records(state.store.as_ref(), &user, None).await?;
     Ok(HttpResponse::Ok().json(AnalyticsList::all(data, epoch)))
 }
 
@@ -452,15 +389,6 @@ pub async fn correlations_alias(
     list_correlations(auth, state, path, q).await
 }
 
-/// Severity order for the context: most severe first.
-fn severity_rank(s: &str) -> u8 {
-    match s {
-        "critical" => 0,
-        "warning" => 1,
-        _ => 2,
-    }
-}
-
 /// The LLM-ready context: everything known about the user's analytics in one document, with a
 /// plain-English summary built deterministically from those facts.
 #[utoipa::path(get, path = "/v1/users/{user_id}/analytics/context", tag = "analytics", security(("bearer" = [])),
@@ -475,114 +403,6 @@ pub async fn context(
 ) -> ApiResult<HttpResponse> {
     let user = path_user(&state, &auth, &path).await?;
     let epoch = fresh_or_return!(state, q.0.min_epoch);
-    let windows: Vec<Value> = rows(&state, &user, AnalyticsTable::Baselines)
-        .await?
-        .into_iter()
-        .filter(|b| b["window_days"] == 28)
-        .collect();
-    let mut active: Vec<Value> = rows(&state, &user, AnalyticsTable::Anomalies)
-        .await?
-        .into_iter()
-        .filter(|a| text(a, "status") != "dismissed")
-        .collect();
-    // Newest first, then most severe (a stable sort keeps the date order within a severity).
-    active.sort_by(|a, b| text(b, "date").cmp(text(a, "date")));
-    active.sort_by_key(|a| severity_rank(text(a, "severity")));
-    let open_count = active.len();
-    active.truncate(20);
-    let mut top = rows(&state, &user, AnalyticsTable::Correlations).await?;
-    top.truncate(10);
-    let latest = rows(&state, &user, AnalyticsTable::Scores).await?.pop();
-    let bests = rows(&state, &user, AnalyticsTable::Records).await?;
-    let sources = state.store.metric_summaries(&user).await?;
-    let trends: Vec<Value> = windows
-        .iter()
-        .filter_map(|b| {
-            let pct = b["change_7d_pct"].as_f64()?;
-            (pct.abs() >= 5.0).then(|| {
-                serde_json::json!({"metric": b["metric"], "change_7d_pct": pct,
-                    "direction": if pct > 0.0 { "up" } else { "down" }})
-            })
-        })
-        .collect();
-    let summary = summarize(
-        &user,
-        &windows,
-        (open_count, &active),
-        &top,
-        latest.as_ref(),
-        &trends,
-    );
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "data": {
-            "user": {"id": user.id, "external_id": user.external_id, "timezone": user.timezone},
-            "baselines": windows,
-            "trends": trends,
-            "active_anomalies": active,
-            "active_anomaly_count": open_count,
-            "top_correlations": top,
-            "latest_scores": latest,
-            "records": bests,
-            "freshness": sources,
-            "summary": summary,
-        },
-        "epoch": epoch,
-    })))
-}
-
-/// A paragraph built only from the facts above (no model involved), so it is reproducible.
-fn summarize(
-    user: &User,
-    window_rows: &[Value],
-    (open_count, open_rows): (usize, &[Value]),
-    pairs: &[Value],
-    day: Option<&Value>,
-    moves: &[Value],
-) -> String {
-    let mut parts = Vec::new();
-    let name = user.display_name.as_deref().unwrap_or(&user.external_id);
-    if window_rows.is_empty() {
-        return format!("No analytics are available for {name} yet.");
-    }
-    parts.push(format!(
-        "{name} has 28-day baselines for {} metrics.",
-        window_rows.len()
-    ));
-    if let Some(s) = day {
-        parts.push(format!(
-            "The latest health score ({}) is {:.0}/100.",
-            text(s, "date"),
-            s["overall"].as_f64().unwrap_or_default()
-        ));
-    }
-    match open_rows.first() {
-        None => parts.push("There are no open anomalies.".to_string()),
-        Some(a) => parts.push(format!(
-            "{} anomal{} need attention; the most important: {} ({}).",
-            open_count,
-            if open_count == 1 { "y" } else { "ies" },
-            text(a, "title"),
-            text(a, "date")
-        )),
-    }
-    for t in moves.iter().take(3) {
-        parts.push(format!(
-            "{} is {} {:.0} % this week against its 28-day mean.",
-            text(t, "metric").replace('_', " "),
-            text(t, "direction"),
-            t["change_7d_pct"].as_f64().unwrap_or_default().abs()
-        ));
-    }
-    if let Some(c) = pairs.first() {
-        parts.push(format!(
-            "The strongest relationship is a {} {} correlation between {} and {} (r = {:.2}, n = {}).",
-            text(c, "strength").replace('_', " "),
-            text(c, "direction"),
-            text(c, "metric_a").replace('_', " "),
-            text(c, "metric_b").replace('_', " "),
-            c["pearson_r"].as_f64().unwrap_or_default(),
-            c["n"]
-        ));
-    }
-    parts.join(" ")
+    let data = reads::context(state.store.as_ref(), &user).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"data": data, "epoch": epoch})))
 }

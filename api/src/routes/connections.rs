@@ -11,9 +11,9 @@ use vitasync_engine::services::connections as svc;
 use crate::auth::{Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{OptionalJson, ValidJson, ValidQuery, path_id};
-use crate::routes::health_data::{check_order, instant_or_date};
 use crate::routes::{Data, List, path_user};
 use crate::state::AppState;
+use vitasync_engine::services::query::{check_order, instant_or_date};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -224,6 +224,8 @@ pub struct EventListQuery {
     #[serde(rename = "type")]
     #[param(rename = "type")]
     pub event_type: Option<String>,
+    /// Only this activity (case-insensitive), e.g. `running`.
+    pub activity_type: Option<String>,
     /// Events starting at or after this instant (RFC 3339) or UTC date.
     pub from: Option<String>,
     /// Events starting before this instant (exclusive) or UTC date (inclusive).
@@ -266,6 +268,7 @@ pub async fn events(
             .as_deref()
             .map(|s| instant_or_date("to", s, true))
             .transpose()?,
+        activity_type: q.activity_type,
     };
     check_order(query.from, query.to)?;
     let limit = Limit::parse(q.limit)?;

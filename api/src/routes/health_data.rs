@@ -1,14 +1,13 @@
 //! A user's health samples: push (idempotent upsert), list, daily aggregates, summary.
 
 use actix_web::{HttpResponse, get, post, web};
-use chrono::{DateTime, Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use vitasync_engine::catalogue::ProviderPriority;
 use vitasync_engine::cursor::{Cursor, Limit};
 use vitasync_engine::domain::{DailyValue, MetricSummary, Sample, SampleQuery};
 use vitasync_engine::services::ingest::{self as ingest_svc, RawSample};
-use vitasync_engine::{Error, catalogue, store, time};
+use vitasync_engine::services::query::{check_metric, check_order, date_bounds, instant_or_date};
+use vitasync_engine::store;
 
 use crate::auth::{Authed, Read, Write};
 use crate::error::{ApiResult, ErrorBody};
@@ -64,51 +63,6 @@ pub struct DailyQuery {
     pub from: Option<String>,
     /// Last local date (YYYY-MM-DD), inclusive.
     pub to: Option<String>,
-}
-
-/// `from` must not be after `to`.
-pub(crate) fn check_order<T: PartialOrd>(from: Option<T>, to: Option<T>) -> Result<(), Error> {
-    match (from, to) {
-        (Some(f), Some(t)) if f > t => Err(Error::invalid("from", "must not be after `to`")),
-        _ => Ok(()),
-    }
-}
-
-pub(crate) fn check_metric(field: &'static str, m: Option<&str>) -> Result<(), Error> {
-    match m {
-        Some(name) if catalogue::metric(name).is_none() => {
-            Err(Error::invalid(field, format!("unknown metric '{name}'")))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The `from` and `to` query parameters as local dates (both inclusive), each optional.
-pub(crate) fn date_bounds(
-    from: Option<&str>,
-    to: Option<&str>,
-) -> Result<(Option<NaiveDate>, Option<NaiveDate>), Error> {
-    Ok((
-        from.map(|s| time::parse_date("from", s)).transpose()?,
-        to.map(|s| time::parse_date("to", s)).transpose()?,
-    ))
-}
-
-/// An instant, or a date meaning the start of that UTC day (`end` = the start of the next day).
-pub(crate) fn instant_or_date(
-    field: &'static str,
-    s: &str,
-    end: bool,
-) -> Result<DateTime<Utc>, Error> {
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        let d = if end {
-            d.checked_add_days(Days::new(1)).unwrap_or(d)
-        } else {
-            d
-        };
-        return Ok(d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
-    }
-    time::parse_instant(field, s)
 }
 
 /// Pushes samples (provider `api`). Idempotent: re-sending a sample changes nothing; a new
@@ -200,12 +154,9 @@ pub async fn daily(
         .store
         .daily_groups(&user, q.metric.as_deref(), from, to)
         .await?;
-    let priority = state
-        .store
-        .workspace(user.workspace_id)
-        .await?
-        .map(|w| ProviderPriority(w.provider_priority))
-        .unwrap_or_default();
+    let priority =
+        vitasync_engine::services::analytics::provider_priority(state.store.as_ref(), &user)
+            .await?;
     Ok(HttpResponse::Ok().json(Data {
         data: store::daily_values(groups, &priority),
     }))

@@ -64,6 +64,35 @@ async fn recomputed(app: &TestApp) -> oracle::Analytics {
 }
 
 /// What each analytics table must hold for `user`, from the oracle, as sorted JSON texts.
+/// JSON text with object keys sorted: rows compare equal whatever key order a backend (JSONB
+/// sorts keys) or serde_json's map (insertion order, which a dependency turns on) keeps.
+fn canonical(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let fields: Vec<String> = keys
+                .iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical(&m[*k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        serde_json::Value::Array(a) => {
+            format!(
+                "[{}]",
+                a.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Vec<String>)> {
     let mut baselines = Vec::new();
     for ((u, m, w), b) in &a.baselines {
@@ -106,7 +135,7 @@ fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Ve
         }
     }
     let texts = |v: Vec<serde_json::Value>| {
-        let mut t: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        let mut t: Vec<String> = v.iter().map(canonical).collect();
         t.sort();
         t
     };
@@ -139,7 +168,7 @@ async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::U
             .await
             .unwrap()
             .iter()
-            .map(|v| v.to_string())
+            .map(canonical)
             .collect();
         got.sort();
         assert_eq!(got, want, "{table:?}");

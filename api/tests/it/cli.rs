@@ -10,6 +10,7 @@ fn vitasync(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env("VITASYNC_DATA_DIR", dir)
         .env_remove("DATABASE_URL")
         .env_remove("VITASYNC_CONFIG")
+        .env_remove("VITASYNC_API_KEY")
         .env("RUST_LOG", "warn")
         .output()
         .expect("run vitasync");
@@ -25,7 +26,7 @@ fn help_explains_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
     let (ok, out, _) = vitasync(dir.path(), &["--help"]);
     assert!(ok);
-    for cmd in ["demo", "serve", "migrate", "workspace", "keys"] {
+    for cmd in ["demo", "serve", "mcp", "migrate", "workspace", "keys"] {
         assert!(out.contains(cmd), "--help lacks {cmd}: {out}");
     }
     let (ok, out, _) = vitasync(dir.path(), &["keys", "--help"]);
@@ -33,6 +34,24 @@ fn help_explains_every_subcommand() {
     for cmd in ["create", "list", "revoke"] {
         assert!(out.contains(cmd), "keys --help lacks {cmd}: {out}");
     }
+}
+
+/// `vitasync mcp` needs a usable read key and an existing store, and says which is missing.
+#[test]
+fn mcp_refuses_without_a_store_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, err) = vitasync(dir.path(), &["mcp"]);
+    assert!(!ok && err.contains("api-key"), "{err}");
+    let (ok, _, err) = vitasync(dir.path(), &["mcp", "--api-key", "vs_nope"]);
+    assert!(!ok && err.contains("no store"), "{err}");
+    assert!(
+        !dir.path().join("vitasync.db").exists(),
+        "mcp created a database"
+    );
+    let (ok, _, err) = vitasync(dir.path(), &["migrate"]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = vitasync(dir.path(), &["mcp", "--api-key", "vs_nope"]);
+    assert!(!ok && err.contains("VITASYNC_API_KEY"), "{err}");
 }
 
 #[test]
@@ -138,6 +157,7 @@ async fn demo_serves_synced_data() {
     let text = out.join("\n");
     assert!(text.contains("users:    3"), "{text}");
     assert!(text.contains(&format!("API key:  {key}")), "{text}");
+    assert!(text.contains("/mcp (streamable HTTP"), "{text}");
     let samples: u64 = out
         .iter()
         .find_map(|l| l.trim().strip_prefix("samples:"))

@@ -10,6 +10,8 @@ mod connections;
 mod crash;
 mod fitabase;
 mod health_data;
+mod mcp;
+mod mcp_python;
 mod oauth;
 mod real_data;
 mod sync_faults;

@@ -187,7 +187,13 @@ async fn real_data_matches_numpy_and_scipy(app: TestApp) {
     }
     assert_eq!(
         ids.keys().collect::<Vec<_>>(),
-        reference.as_object().unwrap().keys().collect::<Vec<_>>(),
+        reference
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>(),
         "the same people on both sides"
     );
     let (mut baselines, mut anomalies, mut correlations) = (0, 0, 0);

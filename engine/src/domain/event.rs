@@ -74,4 +74,6 @@ pub struct EventQuery {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive upper bound.
     pub to: Option<DateTime<Utc>>,
+    /// Only this activity (case-insensitive), e.g. `running`.
+    pub activity_type: Option<String>,
 }

@@ -99,6 +99,15 @@ pub trait Store: Send + Sync + 'static {
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<User>>;
+    /// Users whose external id, display name or email contains `text` (case-insensitive),
+    /// oldest first.
+    async fn search_users(
+        &self,
+        ws: WorkspaceId,
+        text: &str,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<User>>;
     async fn update_user(&self, user: &User) -> Result<()>;
     /// Deletes the user and every row that belongs to them, in one transaction. Returns the
     /// samples removed (as deletions, read by the deleting statement itself so the analytics
@@ -149,6 +158,8 @@ pub trait Store: Send + Sync + 'static {
     /// Any workspace's connection: for the sync actors, which run below tenancy.
     async fn connection_by_id(&self, id: ConnectionId) -> Result<Option<Connection>>;
     async fn list_connections(&self, user: &User) -> Result<Vec<Connection>>;
+    /// The first `limit` connections of a workspace's users, oldest first.
+    async fn workspace_connections(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<Connection>>;
     /// Every connection the sync supervisor should run (active ones), across workspaces.
     async fn runnable_connections(&self) -> Result<Vec<Connection>>;
     /// Connections of one provider account (webhooks address users by their provider id).
@@ -270,7 +281,7 @@ pub trait Store: Send + Sync + 'static {
     async fn anomalies_page(
         &self,
         user: &User,
-        filter: &crate::analytics::AnomalyFilter,
+        filter: &crate::services::analytics::AnomalyFilter,
         after: Option<(chrono::NaiveDate, uuid::Uuid)>,
         limit: u32,
     ) -> Result<Vec<(chrono::NaiveDate, uuid::Uuid, serde_json::Value)>>;

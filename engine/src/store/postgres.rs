@@ -623,6 +623,39 @@ impl Store for PgStore {
         }))
     }
 
+    async fn search_users(
+        &self,
+        ws: WorkspaceId,
+        text: &str,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<User>> {
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
+             WHERE workspace_id = $1
+               AND (strpos(lower(external_id), lower($2)) > 0
+                    OR strpos(lower(coalesce(display_name, '')), lower($2)) > 0
+                    OR strpos(lower(coalesce(email, '')), lower($2)) > 0)
+               AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+             ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(ws)
+        .bind(text)
+        .bind(after.map(|c| c.at))
+        .bind(after.map(|c| c.id))
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(Self::user_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |u| Cursor {
+            at: u.created_at,
+            id: u.id,
+        }))
+    }
+
     async fn update_user(&self, u: &User) -> Result<()> {
         sqlx::query(
             "UPDATE users SET email = $3, display_name = $4, timezone = $5, metadata = $6, updated_at = $7
@@ -881,6 +914,17 @@ impl Store for PgStore {
             "WHERE c.user_id = $1 ORDER BY c.created_at, c.id"
         ))
         .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn workspace_connections(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE u.workspace_id = $1 ORDER BY c.created_at, c.id LIMIT $2"
+        ))
+        .bind(ws)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(connection_row).collect()
@@ -1202,6 +1246,7 @@ impl Store for PgStore {
                AND ($3::timestamptz IS NULL OR started_at >= $3)
                AND ($4::timestamptz IS NULL OR started_at < $4)
                AND ($5::timestamptz IS NULL OR (started_at, id) < ($5, $6))
+               AND ($8::text IS NULL OR lower(activity_type) = lower($8))
              ORDER BY started_at DESC, id DESC LIMIT $7",
         )
         .bind(user.id)
@@ -1211,6 +1256,7 @@ impl Store for PgStore {
         .bind(after.map(|c| c.at))
         .bind(after.map(|c| c.id))
         .bind(limit.0 as i64 + 1)
+        .bind(q.activity_type.as_deref())
         .fetch_all(&self.pool)
         .await?;
         let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
@@ -1494,7 +1540,7 @@ impl Store for PgStore {
     async fn anomalies_page(
         &self,
         user: &User,
-        filter: &crate::analytics::AnomalyFilter,
+        filter: &crate::services::analytics::AnomalyFilter,
         after: Option<(chrono::NaiveDate, uuid::Uuid)>,
         limit: u32,
     ) -> Result<Vec<(chrono::NaiveDate, uuid::Uuid, serde_json::Value)>> {

@@ -725,6 +725,42 @@ impl Store for SqliteStore {
         }))
     }
 
+    async fn search_users(
+        &self,
+        ws: WorkspaceId,
+        text: &str,
+        limit: Limit,
+        after: Option<Cursor>,
+    ) -> Result<Page<User>> {
+        let (at, id) = after
+            .map(|c| (micros(c.at), c.id))
+            .unwrap_or((i64::MIN, uuid::Uuid::nil()));
+        let rows = sqlx::query(
+            "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
+             WHERE workspace_id = $1
+               AND (instr(lower(external_id), lower($2)) > 0
+                    OR instr(lower(coalesce(display_name, '')), lower($2)) > 0
+                    OR instr(lower(coalesce(email, '')), lower($2)) > 0)
+               AND (created_at, id) > ($3, $4)
+             ORDER BY created_at, id LIMIT $5",
+        )
+        .bind(ws)
+        .bind(text)
+        .bind(at)
+        .bind(id)
+        .bind(limit.0 as i64 + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let items = rows
+            .iter()
+            .map(Self::user_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, limit, |u| Cursor {
+            at: u.created_at,
+            id: u.id,
+        }))
+    }
+
     async fn update_user(&self, u: &User) -> Result<()> {
         sqlx::query(
             "UPDATE users SET email = $3, display_name = $4, timezone = $5, metadata = $6, updated_at = $7
@@ -992,6 +1028,17 @@ impl Store for SqliteStore {
             "WHERE c.user_id = $1 ORDER BY c.created_at, c.id"
         ))
         .bind(user.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(connection_row).collect()
+    }
+
+    async fn workspace_connections(&self, ws: WorkspaceId, limit: u32) -> Result<Vec<Connection>> {
+        let rows = sqlx::query(conn_select!(
+            "WHERE u.workspace_id = $1 ORDER BY c.created_at, c.id LIMIT $2"
+        ))
+        .bind(ws)
+        .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(connection_row).collect()
@@ -1324,6 +1371,7 @@ impl Store for SqliteStore {
                AND ($3 IS NULL OR started_at >= $3)
                AND ($4 IS NULL OR started_at < $4)
                AND (started_at, id) < ($5, $6)
+               AND ($8 IS NULL OR lower(activity_type) = lower($8))
              ORDER BY started_at DESC, id DESC LIMIT $7",
         )
         .bind(user.id)
@@ -1333,6 +1381,7 @@ impl Store for SqliteStore {
         .bind(c_at)
         .bind(c_id)
         .bind(limit.0 as i64 + 1)
+        .bind(q.activity_type.as_deref())
         .fetch_all(&self.pool)
         .await?;
         let items = rows.iter().map(event_row).collect::<Result<Vec<_>>>()?;
@@ -1617,7 +1666,7 @@ impl Store for SqliteStore {
     async fn anomalies_page(
         &self,
         user: &User,
-        filter: &crate::analytics::AnomalyFilter,
+        filter: &crate::services::analytics::AnomalyFilter,
         after: Option<(chrono::NaiveDate, uuid::Uuid)>,
         limit: u32,
     ) -> Result<Vec<(chrono::NaiveDate, uuid::Uuid, serde_json::Value)>> {
