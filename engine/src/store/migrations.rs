@@ -44,6 +44,11 @@ const SQLITE: &[Embedded] = &[
         "analytics",
         include_str!("../../../migrations/sqlite/0004_analytics.sql"),
     ),
+    (
+        5,
+        "notifications",
+        include_str!("../../../migrations/sqlite/0005_notifications.sql"),
+    ),
 ];
 const POSTGRES: &[Embedded] = &[
     (
@@ -65,6 +70,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "analytics",
         include_str!("../../../migrations/postgres/0004_analytics.sql"),
+    ),
+    (
+        5,
+        "notifications",
+        include_str!("../../../migrations/postgres/0005_notifications.sql"),
     ),
 ];
 
