@@ -4,6 +4,8 @@
 pub mod connections;
 pub mod ingest;
 pub mod keys;
+pub mod notifications;
+pub mod outbound_webhooks;
 pub mod sync;
 pub mod users;
 pub mod webhooks;
