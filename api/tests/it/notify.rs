@@ -250,6 +250,10 @@ async fn invalid_configs_name_the_field(app: TestApp) {
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
 }
 
+fn spo2(percent: f64) -> Value {
+    json!({"metric": "spo2", "value": percent, "recorded_at": "2024-03-01T06:00:00Z"})
+}
+
 fn rhr(day: u32, bpm: f64) -> Value {
     json!({"metric": "resting_heart_rate", "value": bpm,
            "recorded_at": format!("2024-03-{day:02}T06:00:00Z")})
@@ -277,10 +281,8 @@ async fn an_anomaly_notifies_once_and_its_correction_resolves(app: TestApp) {
     let hook: Value = hook.json().await.unwrap();
     let secret = hook["secret"].as_str().unwrap().to_string();
 
-    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
-    app.ingest(&user, json!(calm)).await;
-    app.ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
-        .await;
+    // One blood-oxygen reading below the clinical threshold: exactly one (critical) anomaly.
+    app.ingest(&user, json!([spo2(88.0)])).await;
     let hooks = wait_received(&rx, "/hook", 1, 30).await;
     let pushes = wait_received(&rx, "/ntfy/health", 1, 30).await;
     // Let anything that would be a duplicate arrive.
@@ -293,14 +295,14 @@ async fn an_anomaly_notifies_once_and_its_correction_resolves(app: TestApp) {
     assert_eq!(detected["type"], "anomaly.detected");
     assert_eq!(detected["data"]["user_id"], json!(user));
     let anomaly = &detected["data"]["anomaly"];
-    assert_eq!(anomaly["method"], "rhr_elevation");
-    assert_eq!(anomaly["severity"], "warning");
-    assert_eq!(header(&pushes[0], "Priority"), "4");
+    assert_eq!(anomaly["method"], "clinical");
+    assert_eq!(anomaly["metric"], "spo2");
+    assert_eq!(anomaly["severity"], "critical");
+    assert_eq!(header(&pushes[0], "Priority"), "5");
     assert!(header(&pushes[0], "Tags").contains("anomaly.detected"));
 
-    // The correction retracts the elevation.
-    app.ingest(&user, json!([rhr(22, 59.0), rhr(23, 58.0)]))
-        .await;
+    // Correcting the reading retracts the finding.
+    app.ingest(&user, json!([spo2(97.0)])).await;
     let hooks = wait_received(&rx, "/hook", 2, 30).await;
     assert_eq!(hooks.len(), 2);
     let resolved = verified(&hooks[1], &secret);
@@ -336,9 +338,13 @@ async fn rules_filter_by_category_severity_and_quiet_hours(app: TestApp) {
     let ch = create_channel(&app, &user, json!({"type": "ntfy", "name": "n",
         "config": {"topic_url": format!("{}/n", rx.uri())}})).await;
     let rules = format!("/v1/users/{user}/notifications/rules");
-    // Quiet all day long (00:00 to 23:59) and a sync rule: neither admits an anomaly.
+    // Quiet from an hour ago to an hour from now (the user's zone is UTC), and a sync rule:
+    // neither admits an anomaly.
+    let now = chrono::Utc::now();
+    let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
     let quiet = json_created(app.post(&rules, json!({"channel_ids": [ch["id"]], "categories": ["anomaly"],
-        "min_severity": "info", "quiet_hours": {"start": "00:00", "end": "23:59"}})).await).await;
+        "min_severity": "info", "quiet_hours": {"start": hhmm(now - chrono::Duration::hours(1)),
+        "end": hhmm(now + chrono::Duration::hours(1))}})).await).await;
     json_created(app.post(&rules, json!({"channel_ids": [ch["id"]], "categories": ["sync"], "min_severity": "info"})).await).await;
     let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
     app.ingest(&user, json!(calm)).await;

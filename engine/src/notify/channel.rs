@@ -73,11 +73,13 @@ impl ChannelConfig {
             "push" => ChannelConfig::Push(typed(config)?),
             "ntfy" => ChannelConfig::Ntfy(typed(config)?),
             "webhook" => {
-                let mut c: webhook::Config = typed(config)?;
-                c.secret = keep_secret
-                    .map(str::to_string)
-                    .unwrap_or_else(signing::generate_secret);
-                ChannelConfig::Webhook(c)
+                let requested: webhook::Requested = typed(config)?;
+                ChannelConfig::Webhook(webhook::Config {
+                    url: requested.url,
+                    secret: keep_secret
+                        .map(str::to_string)
+                        .unwrap_or_else(signing::generate_secret),
+                })
             }
             other => {
                 return Err(Error::invalid(
@@ -213,5 +215,31 @@ async fn post_to(
     match target {
         Ok(t) => http::post(&t, headers, body, settings.notify_timeout).await,
         Err(e) => Attempt::refused(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::{KeyRing, decode_key, generate_key_b64};
+
+    #[test]
+    fn sealed_configs_round_trip_with_their_secret() {
+        let keys = KeyRing::new(decode_key(&generate_key_b64()).unwrap(), &[]);
+        for (kind, config) in [
+            ("discord", json!({"webhook_url": "https://discord.test/api/webhooks/1/tok"})),
+            ("ntfy", json!({"topic_url": "https://ntfy.test/t", "token": "tk", "priority": 4})),
+            ("webhook", json!({"url": "https://hooks.test/in"})),
+            ("email", json!({"to": "a@b.test"})),
+        ] {
+            let parsed = ChannelConfig::parse(kind, config, None).unwrap();
+            let back = ChannelConfig::unseal(&parsed.seal(&keys).unwrap(), &keys).unwrap();
+            assert_eq!(back, parsed);
+            if let ChannelConfig::Webhook(c) = &back {
+                assert!(c.secret.starts_with("whsec_"));
+            }
+        }
+        let err = ChannelConfig::parse("webhook", json!({"url": "https://h.test", "secret": "x"}), None);
+        assert!(err.is_err(), "a caller cannot choose the secret");
     }
 }

@@ -6,12 +6,18 @@ use serde::{Deserialize, Serialize};
 use super::event::Event;
 use super::signing;
 
+/// What a caller may set: the secret is always generated.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requested {
+    pub url: String,
+}
+
+/// The stored config, with its generated secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub url: String,
-    /// Generated on create; never accepted from the caller.
-    #[serde(default, skip_deserializing)]
     pub secret: String,
 }
 
