@@ -25,8 +25,8 @@ use vitasync_engine::domain::{ConnectionId, SyncJob};
 use vitasync_engine::services::sync::{RunOptions, SyncEnv};
 
 pub use messages::Status;
-pub use schedule::SyncSettings;
 pub use notify::NotifyHandle;
+pub use schedule::SyncSettings;
 pub use supervisor::SyncSupervisor;
 
 /// A cloneable, thread-safe handle on the supervision tree.

@@ -225,10 +225,19 @@ impl Config {
             self.allow_private_targets = parse_env("VITASYNC_ALLOW_PRIVATE_TARGETS", &v)?;
         }
         for (name, field) in [
-            ("VITASYNC_WEBHOOK_RETRY_SCHEDULE", &mut self.webhook_retry_schedule),
+            (
+                "VITASYNC_WEBHOOK_RETRY_SCHEDULE",
+                &mut self.webhook_retry_schedule,
+            ),
             ("VITASYNC_WEBHOOK_TIMEOUT", &mut self.webhook_timeout),
-            ("VITASYNC_WEBHOOK_DISABLE_AFTER", &mut self.webhook_disable_after),
-            ("VITASYNC_NOTIFY_RETRY_SCHEDULE", &mut self.notify_retry_schedule),
+            (
+                "VITASYNC_WEBHOOK_DISABLE_AFTER",
+                &mut self.webhook_disable_after,
+            ),
+            (
+                "VITASYNC_NOTIFY_RETRY_SCHEDULE",
+                &mut self.notify_retry_schedule,
+            ),
             ("VITASYNC_NOTIFY_TIMEOUT", &mut self.notify_timeout),
             ("VITASYNC_SMTP_SECURITY", &mut self.smtp_security),
             ("VITASYNC_SMTP_FROM", &mut self.smtp_from),

@@ -22,9 +22,8 @@ pub async fn run(env: NotifyEnv, cancel: CancellationToken, tasks: TaskTracker) 
     while !cancel.is_cancelled() {
         match env.store.due_deliveries(Utc::now(), BATCH).await {
             Ok(due) if !due.is_empty() => {
-                let round = futures::future::join_all(
-                    due.into_iter().map(|d| env.attempt_delivery(d)),
-                );
+                let round =
+                    futures::future::join_all(due.into_iter().map(|d| env.attempt_delivery(d)));
                 let results = tokio::select! {
                     _ = cancel.cancelled() => return,
                     r = round => r,

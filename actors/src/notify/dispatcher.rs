@@ -30,7 +30,10 @@ pub async fn run(
                 }
             }
             Err(RecvError::Lagged(missed)) => {
-                tracing::error!(missed, "notification dispatcher fell behind the bus; events were missed");
+                tracing::error!(
+                    missed,
+                    "notification dispatcher fell behind the bus; events were missed"
+                );
             }
             Err(RecvError::Closed) => return,
         }
@@ -54,7 +57,12 @@ async fn to_event(env: &NotifyEnv, bus_event: &BusEvent) -> Option<Event> {
 }
 
 /// Queues `event` for webhooks, then dispatches it to rules in a tracked task.
-pub async fn publish(env: &NotifyEnv, event: Event, cancel: &CancellationToken, tasks: &TaskTracker) {
+pub async fn publish(
+    env: &NotifyEnv,
+    event: Event,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) {
     if let Err(e) = env.enqueue_webhooks(&event).await {
         tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries");
     }

@@ -281,4 +281,3 @@ pub async fn logs(
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page)))
 }
-

@@ -86,35 +86,61 @@ async fn channel_payloads_and_logs(app: TestApp) {
     let rx = capture().await;
     let user = app.create_user("chan-1", None).await;
     let base = rx.uri();
-    let discord = create_channel(&app, &user, json!({"type": "discord", "name": "d",
-        "config": {"webhook_url": format!("{base}/discord/123/secret-token-abcd")}})).await;
+    let discord = create_channel(
+        &app,
+        &user,
+        json!({"type": "discord", "name": "d",
+        "config": {"webhook_url": format!("{base}/discord/123/secret-token-abcd")}}),
+    )
+    .await;
     // The URL carries the token: only scheme, host and the last characters are shown.
     assert_eq!(
         discord["config"]["webhook_url"],
         json!(format!("{base}/…abcd"))
     );
     assert!(discord.get("secret").is_none());
-    let slack = create_channel(&app, &user, json!({"type": "slack", "name": "s",
-        "config": {"webhook_url": format!("{base}/slack")}})).await;
-    let teams = create_channel(&app, &user, json!({"type": "teams", "name": "t",
-        "config": {"webhook_url": format!("{base}/teams")}})).await;
+    let slack = create_channel(
+        &app,
+        &user,
+        json!({"type": "slack", "name": "s",
+        "config": {"webhook_url": format!("{base}/slack")}}),
+    )
+    .await;
+    let teams = create_channel(
+        &app,
+        &user,
+        json!({"type": "teams", "name": "t",
+        "config": {"webhook_url": format!("{base}/teams")}}),
+    )
+    .await;
     let ntfy = create_channel(&app, &user, json!({"type": "ntfy", "name": "n",
         "config": {"topic_url": format!("{base}/ntfy/alerts"), "token": "tk_secret", "priority": 2}})).await;
     assert_eq!(ntfy["config"]["token"], "********");
-    let hook = create_channel(&app, &user, json!({"type": "webhook", "name": "w",
-        "config": {"url": format!("{base}/hook")}})).await;
+    let hook = create_channel(
+        &app,
+        &user,
+        json!({"type": "webhook", "name": "w",
+        "config": {"url": format!("{base}/hook")}}),
+    )
+    .await;
     let secret = hook["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_"));
     let got = app
-        .get_json(&format!("/v1/users/{user}/notifications/channels/{}", hook["id"].as_str().unwrap()))
+        .get_json(&format!(
+            "/v1/users/{user}/notifications/channels/{}",
+            hook["id"].as_str().unwrap()
+        ))
         .await;
     assert!(got.get("secret").is_none() && got["config"]["secret"] == "********");
 
     for ch in [&discord, &slack, &teams, &ntfy, &hook] {
         let id = ch["id"].as_str().unwrap();
         let log = json_ok(
-            app.post(&format!("/v1/users/{user}/notifications/channels/{id}/test"), json!({}))
-                .await,
+            app.post(
+                &format!("/v1/users/{user}/notifications/channels/{id}/test"),
+                json!({}),
+            )
+            .await,
         )
         .await;
         assert_eq!(log["status"], "delivered", "{log}");
@@ -139,9 +165,15 @@ async fn channel_payloads_and_logs(app: TestApp) {
     let t: Value = serde_json::from_slice(&received(&rx, "/teams").await[0].body).unwrap();
     assert_eq!(t["type"], "message");
     let card = &t["attachments"][0];
-    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
     assert_eq!(card["content"]["type"], "AdaptiveCard");
-    assert_eq!(card["content"]["body"][0]["text"], "VitaSync test notification");
+    assert_eq!(
+        card["content"]["body"][0]["text"],
+        "VitaSync test notification"
+    );
 
     let n = &received(&rx, "/ntfy/alerts").await[0];
     assert_eq!(header(n, "Title"), "VitaSync test notification");
@@ -154,9 +186,13 @@ async fn channel_payloads_and_logs(app: TestApp) {
     let body = verified(w, &secret);
     assert_eq!(body["type"], "test");
     assert_eq!(body["workspace_id"], json!(app.workspace_id));
-    assert!(
-        !signing::verify("whsec_wrong", &header(w, "VitaSync-Signature"), &w.body, chrono::Utc::now().timestamp(), 300)
-    );
+    assert!(!signing::verify(
+        "whsec_wrong",
+        &header(w, "VitaSync-Signature"),
+        &w.body,
+        chrono::Utc::now().timestamp(),
+        300
+    ));
 
     // Every attempt is logged and can be filtered.
     let logs = app
@@ -185,7 +221,10 @@ async fn channel_payloads_and_logs(app: TestApp) {
     let bad = app
         .get(&format!("/v1/users/{user}/notifications/logs?status=maybe"))
         .await;
-    assert_eq!(expect_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await["field"], "status");
+    assert_eq!(
+        expect_error(bad, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await["field"],
+        "status"
+    );
 
     // Patching keeps the webhook secret and re-masks; deleting removes it from listings.
     let id = slack["id"].as_str().unwrap();
@@ -197,7 +236,10 @@ async fn channel_payloads_and_logs(app: TestApp) {
         .await,
     )
     .await;
-    assert_eq!((patched["name"].as_str(), patched["enabled"].as_bool()), (Some("renamed"), Some(false)));
+    assert_eq!(
+        (patched["name"].as_str(), patched["enabled"].as_bool()),
+        (Some("renamed"), Some(false))
+    );
     let res = app
         .delete(&format!("/v1/users/{user}/notifications/channels/{id}"))
         .await;
@@ -213,33 +255,87 @@ async fn invalid_configs_name_the_field(app: TestApp) {
     let path = format!("/v1/users/{user}/notifications/channels");
     for (body, field) in [
         (json!({"type": "pager", "name": "x", "config": {}}), "type"),
-        (json!({"type": "discord", "name": "x", "config": {}}), "config.webhook_url"),
-        (json!({"type": "slack", "name": "x", "config": {"webhook_url": "ftp://x/y"}}), "config.webhook_url"),
-        (json!({"type": "teams", "name": "x", "config": {"webhook_url": "http://127.0.0.1/x", "extra": 1}}), "config"),
-        (json!({"type": "email", "name": "x", "config": {"to": "not an address"}}), "config.to"),
-        (json!({"type": "ntfy", "name": "x", "config": {"topic_url": "http://127.0.0.1/t", "priority": 9}}), "config.priority"),
-        (json!({"type": "push", "name": "x", "config": {"endpoint": "http://127.0.0.1/p", "p256dh": "AAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"}}), "config.p256dh"),
-        (json!({"type": "webhook", "name": "", "config": {"url": "http://127.0.0.1/h"}}), "name"),
+        (
+            json!({"type": "discord", "name": "x", "config": {}}),
+            "config.webhook_url",
+        ),
+        (
+            json!({"type": "slack", "name": "x", "config": {"webhook_url": "ftp://x/y"}}),
+            "config.webhook_url",
+        ),
+        (
+            json!({"type": "teams", "name": "x", "config": {"webhook_url": "http://127.0.0.1/x", "extra": 1}}),
+            "config",
+        ),
+        (
+            json!({"type": "email", "name": "x", "config": {"to": "not an address"}}),
+            "config.to",
+        ),
+        (
+            json!({"type": "ntfy", "name": "x", "config": {"topic_url": "http://127.0.0.1/t", "priority": 9}}),
+            "config.priority",
+        ),
+        (
+            json!({"type": "push", "name": "x", "config": {"endpoint": "http://127.0.0.1/p", "p256dh": "AAAA", "auth": "AAAAAAAAAAAAAAAAAAAAAA"}}),
+            "config.p256dh",
+        ),
+        (
+            json!({"type": "webhook", "name": "", "config": {"url": "http://127.0.0.1/h"}}),
+            "name",
+        ),
     ] {
-        let err = expect_error(app.post(&path, body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let err = expect_error(
+            app.post(&path, body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
         assert!(
             err["field"].as_str().unwrap().starts_with(field),
             "{body}: {err}"
         );
     }
     let rx = capture().await;
-    let ch = create_channel(&app, &user, json!({"type": "ntfy", "name": "n",
-        "config": {"topic_url": format!("{}/t", rx.uri())}})).await;
+    let ch = create_channel(
+        &app,
+        &user,
+        json!({"type": "ntfy", "name": "n",
+        "config": {"topic_url": format!("{}/t", rx.uri())}}),
+    )
+    .await;
     let rules = format!("/v1/users/{user}/notifications/rules");
     for (body, field) in [
-        (json!({"channel_ids": [], "categories": ["anomaly"], "min_severity": "info"}), "channel_ids"),
-        (json!({"channel_ids": [uuid::Uuid::new_v4()], "categories": ["anomaly"], "min_severity": "info"}), "channel_ids[0]"),
-        (json!({"channel_ids": [ch["id"]], "categories": ["weather"], "min_severity": "info"}), "categories[0]"),
-        (json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "loud"}), "min_severity"),
-        (json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "info", "quiet_hours": {"start": "25:00", "end": "07:00"}}), "quiet_hours.start"),
-        (json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "info", "hourly_cap": 0}), "hourly_cap"),
+        (
+            json!({"channel_ids": [], "categories": ["anomaly"], "min_severity": "info"}),
+            "channel_ids",
+        ),
+        (
+            json!({"channel_ids": [uuid::Uuid::new_v4()], "categories": ["anomaly"], "min_severity": "info"}),
+            "channel_ids[0]",
+        ),
+        (
+            json!({"channel_ids": [ch["id"]], "categories": ["weather"], "min_severity": "info"}),
+            "categories[0]",
+        ),
+        (
+            json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "loud"}),
+            "min_severity",
+        ),
+        (
+            json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "info", "quiet_hours": {"start": "25:00", "end": "07:00"}}),
+            "quiet_hours.start",
+        ),
+        (
+            json!({"channel_ids": [ch["id"]], "categories": ["anomaly"], "min_severity": "info", "hourly_cap": 0}),
+            "hourly_cap",
+        ),
     ] {
-        let err = expect_error(app.post(&rules, body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+        let err = expect_error(
+            app.post(&rules, body.clone()).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+        )
+        .await;
         assert_eq!(err["field"], field, "{body}: {err}");
     }
     // Rules and channels are per user: another workspace sees nothing.
@@ -262,8 +358,13 @@ fn rhr(day: u32, bpm: f64) -> Value {
 async fn an_anomaly_notifies_once_and_its_correction_resolves(app: TestApp) {
     let rx = capture().await;
     let user = app.create_user("e2e-1", None).await;
-    let ntfy = create_channel(&app, &user, json!({"type": "ntfy", "name": "phone",
-        "config": {"topic_url": format!("{}/ntfy/health", rx.uri())}})).await;
+    let ntfy = create_channel(
+        &app,
+        &user,
+        json!({"type": "ntfy", "name": "phone",
+        "config": {"topic_url": format!("{}/ntfy/health", rx.uri())}}),
+    )
+    .await;
     let rule = app
         .post(
             &format!("/v1/users/{user}/notifications/rules"),
@@ -287,8 +388,16 @@ async fn an_anomaly_notifies_once_and_its_correction_resolves(app: TestApp) {
     let pushes = wait_received(&rx, "/ntfy/health", 1, 30).await;
     // Let anything that would be a duplicate arrive.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let hooks = if hooks.len() == received(&rx, "/hook").await.len() { hooks } else { received(&rx, "/hook").await };
-    let pushes = if pushes.len() == received(&rx, "/ntfy/health").await.len() { pushes } else { received(&rx, "/ntfy/health").await };
+    let hooks = if hooks.len() == received(&rx, "/hook").await.len() {
+        hooks
+    } else {
+        received(&rx, "/hook").await
+    };
+    let pushes = if pushes.len() == received(&rx, "/ntfy/health").await.len() {
+        pushes
+    } else {
+        received(&rx, "/ntfy/health").await
+    };
     assert_eq!(hooks.len(), 1, "exactly one webhook delivery");
     assert_eq!(pushes.len(), 1, "exactly one ntfy message");
     let detected = verified(&hooks[0], &secret);
@@ -320,9 +429,17 @@ async fn an_anomaly_notifies_once_and_its_correction_resolves(app: TestApp) {
     assert_eq!(logs["data"][0]["event_type"], "anomaly.detected");
     assert_eq!(logs["data"][0]["rule_id"], rule_id(&app, &user).await);
     let deliveries = app
-        .get_json(&format!("/v1/webhooks/{}/deliveries", hook["id"].as_str().unwrap()))
+        .get_json(&format!(
+            "/v1/webhooks/{}/deliveries",
+            hook["id"].as_str().unwrap()
+        ))
         .await;
-    let statuses: Vec<_> = deliveries["data"].as_array().unwrap().iter().map(|d| d["status"].clone()).collect();
+    let statuses: Vec<_> = deliveries["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["status"].clone())
+        .collect();
     assert_eq!(statuses, vec![json!("succeeded"), json!("succeeded")]);
 }
 
@@ -335,33 +452,71 @@ async fn rule_id(app: &TestApp, user: &str) -> Value {
 async fn rules_filter_by_category_severity_and_quiet_hours(app: TestApp) {
     let rx = capture().await;
     let user = app.create_user("rules-1", Some("UTC")).await;
-    let ch = create_channel(&app, &user, json!({"type": "ntfy", "name": "n",
-        "config": {"topic_url": format!("{}/n", rx.uri())}})).await;
+    let ch = create_channel(
+        &app,
+        &user,
+        json!({"type": "ntfy", "name": "n",
+        "config": {"topic_url": format!("{}/n", rx.uri())}}),
+    )
+    .await;
     let rules = format!("/v1/users/{user}/notifications/rules");
     // Quiet from an hour ago to an hour from now (the user's zone is UTC), and a sync rule:
     // neither admits an anomaly.
     let now = chrono::Utc::now();
     let hhmm = |t: chrono::DateTime<chrono::Utc>| t.format("%H:%M").to_string();
-    let quiet = json_created(app.post(&rules, json!({"channel_ids": [ch["id"]], "categories": ["anomaly"],
+    let quiet = json_created(
+        app.post(
+            &rules,
+            json!({"channel_ids": [ch["id"]], "categories": ["anomaly"],
         "min_severity": "info", "quiet_hours": {"start": hhmm(now - chrono::Duration::hours(1)),
-        "end": hhmm(now + chrono::Duration::hours(1))}})).await).await;
-    json_created(app.post(&rules, json!({"channel_ids": [ch["id"]], "categories": ["sync"], "min_severity": "info"})).await).await;
+        "end": hhmm(now + chrono::Duration::hours(1))}}),
+        )
+        .await,
+    )
+    .await;
+    json_created(
+        app.post(
+            &rules,
+            json!({"channel_ids": [ch["id"]], "categories": ["sync"], "min_severity": "info"}),
+        )
+        .await,
+    )
+    .await;
     let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
     app.ingest(&user, json!(calm)).await;
-    app.ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)])).await;
+    app.ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(received(&rx, "/n").await.is_empty(), "quiet hours and categories hold");
+    assert!(
+        received(&rx, "/n").await.is_empty(),
+        "quiet hours and categories hold"
+    );
     // Lifting the quiet hours lets the next anomaly through (capped at one an hour).
     let id = quiet["id"].as_str().unwrap();
-    let patched = json_ok(app.patch(&format!("{rules}/{id}"), json!({"quiet_hours": null, "hourly_cap": 1})).await).await;
+    let patched = json_ok(
+        app.patch(
+            &format!("{rules}/{id}"),
+            json!({"quiet_hours": null, "hourly_cap": 1}),
+        )
+        .await,
+    )
+    .await;
     assert!(patched["quiet_hours"].is_null());
-    app.ingest(&user, json!([rhr(23, 68.0), rhr(24, 69.0), rhr(25, 70.0)])).await;
+    app.ingest(&user, json!([rhr(23, 68.0), rhr(24, 69.0), rhr(25, 70.0)]))
+        .await;
     let got = wait_received(&rx, "/n", 1, 30).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert_eq!(got.len().max(received(&rx, "/n").await.len()), 1, "the hourly cap holds");
+    assert_eq!(
+        got.len().max(received(&rx, "/n").await.len()),
+        1,
+        "the hourly cap holds"
+    );
     let res = app.delete(&format!("{rules}/{id}")).await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    assert_eq!(app.delete(&format!("{rules}/{id}")).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.delete(&format!("{rules}/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
 }
 
 async fn json_created(res: reqwest::Response) -> Value {
@@ -437,12 +592,23 @@ async fn email_carries_text_and_html(backend: Backend) {
     })
     .await;
     let user = app.create_user("mail-1", None).await;
-    let ch = create_channel(&app, &user, json!({"type": "email", "name": "inbox",
-        "config": {"to": "Ada <ada@example.test>"}})).await;
+    let ch = create_channel(
+        &app,
+        &user,
+        json!({"type": "email", "name": "inbox",
+        "config": {"to": "Ada <ada@example.test>"}}),
+    )
+    .await;
     assert_eq!(ch["config"]["to"], "Ada <ada@example.test>");
     let log = json_ok(
-        app.post(&format!("/v1/users/{user}/notifications/channels/{}/test", ch["id"].as_str().unwrap()), json!({}))
-            .await,
+        app.post(
+            &format!(
+                "/v1/users/{user}/notifications/channels/{}/test",
+                ch["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await,
     )
     .await;
     assert_eq!(log["status"], "delivered", "{log}");
@@ -450,7 +616,10 @@ async fn email_carries_text_and_html(backend: Backend) {
     let mails = mails.lock().unwrap().clone();
     assert_eq!(mails.len(), 1);
     let m = &mails[0];
-    assert!(m.contains("Subject: [VitaSync] VitaSync test notification"), "{m}");
+    assert!(
+        m.contains("Subject: [VitaSync] VitaSync test notification"),
+        "{m}"
+    );
     assert!(m.contains("To: Ada <ada@example.test>"), "{m}");
     assert!(m.contains("multipart/alternative"), "{m}");
     assert!(m.contains("Content-Type: text/plain"), "{m}");
@@ -478,8 +647,14 @@ async fn web_push_is_encrypted_and_vapid_signed(backend: Backend) {
                    "p256dh": URL_SAFE_NO_PAD.encode(&ua_public), "auth": URL_SAFE_NO_PAD.encode(auth)}})).await;
     assert_eq!(ch["config"]["auth"], "********");
     let log = json_ok(
-        app.post(&format!("/v1/users/{user}/notifications/channels/{}/test", ch["id"].as_str().unwrap()), json!({}))
-            .await,
+        app.post(
+            &format!(
+                "/v1/users/{user}/notifications/channels/{}/test",
+                ch["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await,
     )
     .await;
     assert_eq!(log["status"], "delivered", "{log}");
@@ -494,12 +669,15 @@ async fn web_push_is_encrypted_and_vapid_signed(backend: Backend) {
     let (token, k) = (t.strip_prefix("t=").unwrap(), k.strip_prefix("k=").unwrap());
     assert_eq!(k, public_key);
     let key = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(k).unwrap()).unwrap();
-    let claims = key.verify_token::<NoCustomClaims>(token, None).expect("the JWT verifies");
+    let claims = key
+        .verify_token::<NoCustomClaims>(token, None)
+        .expect("the JWT verifies");
     let origin = format!("http://{}", rx.address().ip());
     assert_eq!(claims.audiences.unwrap().into_string().unwrap(), origin);
     assert_eq!(claims.subject.as_deref(), Some("mailto:ops@vitasync.test"));
     // The payload decrypts with the subscription's private key and auth secret.
-    let plain = web_push_native::decrypt(req.body.clone(), &ua_secret, &auth.into()).expect("decrypts");
+    let plain =
+        web_push_native::decrypt(req.body.clone(), &ua_secret, &auth.into()).expect("decrypts");
     let msg: Value = serde_json::from_slice(&plain).unwrap();
     assert_eq!(msg["title"], "VitaSync test notification");
     assert_eq!(msg["type"], "test");
@@ -524,14 +702,22 @@ async fn private_targets_are_refused_by_default(backend: Backend) {
         "http://[fd00:ec2::254]/x",
     ] {
         let err = expect_error(
-            app.post(&path, json!({"type": "discord", "name": "x", "config": {"webhook_url": url}})).await,
+            app.post(
+                &path,
+                json!({"type": "discord", "name": "x", "config": {"webhook_url": url}}),
+            )
+            .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
         )
         .await;
         assert_eq!(err["field"], "config.webhook_url", "{url}: {err}");
         let err = expect_error(
-            app.post("/v1/webhooks", json!({"url": url, "events": ["sync.failed"]})).await,
+            app.post(
+                "/v1/webhooks",
+                json!({"url": url, "events": ["sync.failed"]}),
+            )
+            .await,
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation_failed",
         )
@@ -539,7 +725,11 @@ async fn private_targets_are_refused_by_default(backend: Backend) {
         assert_eq!(err["field"], "url", "{url}: {err}");
     }
     let err = expect_error(
-        app.post("/v1/webhooks", json!({"url": "file:///etc/passwd", "events": ["sync.failed"]})).await,
+        app.post(
+            "/v1/webhooks",
+            json!({"url": "file:///etc/passwd", "events": ["sync.failed"]}),
+        )
+        .await,
         StatusCode::UNPROCESSABLE_ENTITY,
         "validation_failed",
     )

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::event::Event;
-use super::http::{self, Attempt};
+use super::http::{self, Attempt, Headers};
 use super::settings::NotifySettings;
 use super::text::{mask_secret, mask_url};
 use super::{discord, email, ntfy, push, signing, slack, ssrf, teams, webhook};
@@ -14,7 +14,9 @@ use crate::crypto::KeyRing;
 use crate::error::{Error, Result};
 
 /// The channel types, as the API names them.
-pub const KINDS: &[&str] = &["discord", "slack", "teams", "email", "push", "ntfy", "webhook"];
+pub const KINDS: &[&str] = &[
+    "discord", "slack", "teams", "email", "push", "ntfy", "webhook",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", content = "config", rename_all = "lowercase")]
@@ -84,7 +86,10 @@ impl ChannelConfig {
             other => {
                 return Err(Error::invalid(
                     "type",
-                    format!("unknown channel type '{other}' (one of {})", KINDS.join(", ")),
+                    format!(
+                        "unknown channel type '{other}' (one of {})",
+                        KINDS.join(", ")
+                    ),
                 ));
             }
         };
@@ -98,10 +103,8 @@ impl ChannelConfig {
             ChannelConfig::Push(c) => {
                 push::validate(c).map_err(|(f, m)| Error::invalid(f, m))?;
             }
-            ChannelConfig::Ntfy(c) => {
-                if c.priority.is_some_and(|p| !(1..=5).contains(&p)) {
-                    return Err(Error::invalid("config.priority", "must be 1 to 5"));
-                }
+            ChannelConfig::Ntfy(c) if c.priority.is_some_and(|p| !(1..=5).contains(&p)) => {
+                return Err(Error::invalid("config.priority", "must be 1 to 5"));
             }
             _ => {}
         }
@@ -197,7 +200,7 @@ impl ChannelConfig {
     }
 }
 
-fn json_headers() -> Vec<(&'static str, String)> {
+fn json_headers() -> Headers {
     vec![("Content-Type", "application/json".to_string())]
 }
 
@@ -227,8 +230,14 @@ mod tests {
     fn sealed_configs_round_trip_with_their_secret() {
         let keys = KeyRing::new(decode_key(&generate_key_b64()).unwrap(), &[]);
         for (kind, config) in [
-            ("discord", json!({"webhook_url": "https://discord.test/api/webhooks/1/tok"})),
-            ("ntfy", json!({"topic_url": "https://ntfy.test/t", "token": "tk", "priority": 4})),
+            (
+                "discord",
+                json!({"webhook_url": "https://discord.test/api/webhooks/1/tok"}),
+            ),
+            (
+                "ntfy",
+                json!({"topic_url": "https://ntfy.test/t", "token": "tk", "priority": 4}),
+            ),
             ("webhook", json!({"url": "https://hooks.test/in"})),
             ("email", json!({"to": "a@b.test"})),
         ] {
@@ -239,7 +248,11 @@ mod tests {
                 assert!(c.secret.starts_with("whsec_"));
             }
         }
-        let err = ChannelConfig::parse("webhook", json!({"url": "https://h.test", "secret": "x"}), None);
+        let err = ChannelConfig::parse(
+            "webhook",
+            json!({"url": "https://h.test", "secret": "x"}),
+            None,
+        );
         assert!(err.is_err(), "a caller cannot choose the secret");
     }
 }

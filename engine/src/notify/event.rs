@@ -196,7 +196,13 @@ pub fn from_bus(
     workspace_of_user: Option<WorkspaceId>,
     now: DateTime<Utc>,
 ) -> Option<Event> {
-    let at_subject = |kind: EventType, s: &Subject, key: String, severity, title: String, message: String, data: Value| Event {
+    let at_subject = |kind: EventType,
+                      s: &Subject,
+                      key: String,
+                      severity,
+                      title: String,
+                      message: String,
+                      data: Value| Event {
         id: Event::derive_id(kind, &key),
         kind,
         severity,
@@ -266,7 +272,10 @@ pub fn from_bus(
                 job_id.to_string(),
                 Severity::Info,
                 format!("{} sync completed", subject.provider),
-                format!("{inserted} new and {updated} updated samples from {}.", subject.provider),
+                format!(
+                    "{inserted} new and {updated} updated samples from {}.",
+                    subject.provider
+                ),
                 data,
             ))
         }
@@ -389,7 +398,9 @@ fn analytics(change: &AnalyticsChange) -> Option<Parts> {
             format!("{metric_a}|{metric_b}|{lag_days}"),
             Severity::Info,
             format!("{metric_a} and {metric_b} move together"),
-            format!("A significant correlation between {metric_a} and {metric_b} (lag {lag_days} days) appeared."),
+            format!(
+                "A significant correlation between {metric_a} and {metric_b} (lag {lag_days} days) appeared."
+            ),
             json!({ "correlation": body }),
         ),
         AnalyticsChange::RecordBroken {

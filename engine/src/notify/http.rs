@@ -9,6 +9,9 @@ use reqwest::redirect::Policy;
 use super::ssrf::Target;
 use crate::providers::http::install_crypto_provider;
 
+/// Request headers as (name, value).
+pub type Headers = Vec<(&'static str, String)>;
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
@@ -40,7 +43,10 @@ impl Attempt {
             status: Some(status),
             error: (!ok).then(|| {
                 let hint: String = body_hint.chars().take(200).collect();
-                format!("HTTP {status}{}{hint}", if hint.is_empty() { "" } else { ": " })
+                format!(
+                    "HTTP {status}{}{hint}",
+                    if hint.is_empty() { "" } else { ": " }
+                )
             }),
             latency,
             transient: status == 408 || status == 429 || status >= 500,

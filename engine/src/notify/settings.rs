@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use web_push_native::jwt_simple::algorithms::{
-    ECDSAP256PublicKeyLike as _, ES256KeyPair,
-};
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 
 use crate::config::{Config, parse_duration, parse_durations};
 use crate::error::{Error, Result};
@@ -99,7 +97,8 @@ impl NotifySettings {
             allow_private_targets: c.allow_private_targets,
             webhook_retries: parse_durations(&c.webhook_retry_schedule)
                 .map_err(cfg_err("webhook_retry_schedule"))?,
-            webhook_timeout: parse_duration(&c.webhook_timeout).map_err(cfg_err("webhook_timeout"))?,
+            webhook_timeout: parse_duration(&c.webhook_timeout)
+                .map_err(cfg_err("webhook_timeout"))?,
             webhook_disable_after: parse_duration(&c.webhook_disable_after)
                 .map_err(cfg_err("webhook_disable_after"))?,
             notify_retries: parse_durations(&c.notify_retry_schedule)

@@ -23,7 +23,8 @@ pub struct Target {
 
 /// Parses `raw` as an http(s) URL without credentials (errors name `field`).
 pub fn parse_url(field: &'static str, raw: &str) -> Result<Url> {
-    let url = Url::parse(raw.trim()).map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
+    let url =
+        Url::parse(raw.trim()).map_err(|e| Error::invalid(field, format!("not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(Error::invalid(field, "must be an http or https URL"));
     }
@@ -55,7 +56,10 @@ pub async fn check(field: &'static str, url: &Url, allow_private: bool) -> Resul
             .collect(),
     };
     if addrs.is_empty() {
-        return Err(Error::invalid(field, format!("host '{host}' has no address")));
+        return Err(Error::invalid(
+            field,
+            format!("host '{host}' has no address"),
+        ));
     }
     if !allow_private && let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
         return Err(Error::invalid(

@@ -75,7 +75,12 @@ fn check_name(name: &str) -> Result<String> {
 }
 
 impl NotifyEnv {
-    async fn prepare(&self, kind: &str, config: Value, keep: Option<&str>) -> Result<ChannelConfig> {
+    async fn prepare(
+        &self,
+        kind: &str,
+        config: Value,
+        keep: Option<&str>,
+    ) -> Result<ChannelConfig> {
         let parsed = ChannelConfig::parse(kind, config, keep)?;
         parsed
             .check_targets(self.settings.allow_private_targets)
@@ -119,7 +124,12 @@ impl NotifyEnv {
             .ok_or(Error::NotFound("channel"))
     }
 
-    pub async fn update_channel(&self, user: &User, id: Uuid, patch: ChannelPatch) -> Result<Channel> {
+    pub async fn update_channel(
+        &self,
+        user: &User,
+        id: Uuid,
+        patch: ChannelPatch,
+    ) -> Result<Channel> {
         let mut channel = self.channel(user, id).await?;
         if let Some(name) = patch.name {
             channel.name = check_name(&name)?;
@@ -143,7 +153,11 @@ impl NotifyEnv {
     }
 
     pub async fn delete_channel(&self, user: &User, id: Uuid) -> Result<()> {
-        if !self.store.delete_channel(user.workspace_id, user.id, id).await? {
+        if !self
+            .store
+            .delete_channel(user.workspace_id, user.id, id)
+            .await?
+        {
             return Err(Error::NotFound("channel"));
         }
         // Rules keep working with their other channels.
@@ -212,7 +226,10 @@ pub struct RulePatch {
 impl NotifyEnv {
     async fn check_rule(&self, user: &User, rule: &Rule) -> Result<()> {
         if rule.channel_ids.is_empty() {
-            return Err(Error::invalid("channel_ids", "must name at least one channel"));
+            return Err(Error::invalid(
+                "channel_ids",
+                "must name at least one channel",
+            ));
         }
         let owned: Vec<Uuid> = self
             .store
@@ -233,7 +250,10 @@ impl NotifyEnv {
             ));
         }
         if rule.categories.is_empty() {
-            return Err(Error::invalid("categories", "must name at least one category"));
+            return Err(Error::invalid(
+                "categories",
+                "must name at least one category",
+            ));
         }
         if let Some(q) = &rule.quiet_hours {
             for (field, v) in [("quiet_hours.start", &q.start), ("quiet_hours.end", &q.end)] {
@@ -243,7 +263,10 @@ impl NotifyEnv {
             }
         }
         if rule.hourly_cap == Some(0) {
-            return Err(Error::invalid("hourly_cap", "must be at least 1 (or null for no cap)"));
+            return Err(Error::invalid(
+                "hourly_cap",
+                "must be at least 1 (or null for no cap)",
+            ));
         }
         Ok(())
     }
@@ -301,7 +324,11 @@ impl NotifyEnv {
     }
 
     pub async fn delete_rule(&self, user: &User, id: Uuid) -> Result<()> {
-        if !self.store.delete_rule(user.workspace_id, user.id, id).await? {
+        if !self
+            .store
+            .delete_rule(user.workspace_id, user.id, id)
+            .await?
+        {
             return Err(Error::NotFound("rule"));
         }
         Ok(())
@@ -327,7 +354,10 @@ impl NotifyEnv {
                 tracing::debug!(rule = %rule.id, event = %event.id, "quiet hours: not sent");
                 continue;
             }
-            let channels = self.store.list_channels(event.workspace_id, user.id).await?;
+            let channels = self
+                .store
+                .list_channels(event.workspace_id, user.id)
+                .await?;
             for channel in channels
                 .into_iter()
                 .filter(|c| c.enabled && rule.channel_ids.contains(&c.id))
@@ -366,7 +396,13 @@ impl NotifyEnv {
         let config = match ChannelConfig::unseal(&channel.config_sealed, &self.keys) {
             Ok(c) => c,
             Err(e) => {
-                let log = log_entry(&channel, Some(rule), event, &Attempt::refused(e.to_string()), 1);
+                let log = log_entry(
+                    &channel,
+                    Some(rule),
+                    event,
+                    &Attempt::refused(e.to_string()),
+                    1,
+                );
                 self.store.insert_log(&log).await?;
                 return Ok(1);
             }
@@ -375,7 +411,13 @@ impl NotifyEnv {
         loop {
             let attempt = config.send(&self.settings, event).await;
             self.store
-                .insert_log(&log_entry(&channel, Some(rule), event, &attempt, attempt_no))
+                .insert_log(&log_entry(
+                    &channel,
+                    Some(rule),
+                    event,
+                    &attempt,
+                    attempt_no,
+                ))
                 .await?;
             if attempt.succeeded() || !attempt.transient {
                 return Ok(attempt_no as usize);
@@ -404,7 +446,12 @@ fn log_entry(
         rule_id: rule,
         event_id: event.id,
         event_type: event.kind.as_str().to_string(),
-        status: if attempt.succeeded() { "delivered" } else { "failed" }.to_string(),
+        status: if attempt.succeeded() {
+            "delivered"
+        } else {
+            "failed"
+        }
+        .to_string(),
         response_code: attempt.status,
         error: attempt.error.clone(),
         latency_ms: attempt.latency.as_millis() as u64,

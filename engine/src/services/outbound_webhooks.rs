@@ -63,7 +63,11 @@ impl NotifyEnv {
     }
 
     /// Registers a webhook; returns it with its signing secret (shown this once).
-    pub async fn create_webhook(&self, ws: WorkspaceId, new: NewWebhook) -> Result<(Webhook, String)> {
+    pub async fn create_webhook(
+        &self,
+        ws: WorkspaceId,
+        new: NewWebhook,
+    ) -> Result<(Webhook, String)> {
         check_events(&new.events)?;
         let url = self.guard_url(&new.url).await?;
         let secret = signing::generate_secret();
@@ -94,7 +98,12 @@ impl NotifyEnv {
             .ok_or(Error::NotFound("webhook"))
     }
 
-    pub async fn update_webhook(&self, ws: WorkspaceId, id: Uuid, patch: WebhookPatch) -> Result<Webhook> {
+    pub async fn update_webhook(
+        &self,
+        ws: WorkspaceId,
+        id: Uuid,
+        patch: WebhookPatch,
+    ) -> Result<Webhook> {
         let mut hook = self.webhook(ws, id).await?;
         if let Some(url) = patch.url {
             hook.url = self.guard_url(&url).await?;
@@ -126,7 +135,11 @@ impl NotifyEnv {
     }
 
     /// A new secret; the old one stops signing at once.
-    pub async fn rotate_webhook_secret(&self, ws: WorkspaceId, id: Uuid) -> Result<(Webhook, String)> {
+    pub async fn rotate_webhook_secret(
+        &self,
+        ws: WorkspaceId,
+        id: Uuid,
+    ) -> Result<(Webhook, String)> {
         let mut hook = self.webhook(ws, id).await?;
         let secret = signing::generate_secret();
         hook.secret_sealed = self.keys.encrypt_str(&secret)?;

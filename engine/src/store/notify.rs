@@ -88,8 +88,12 @@ pub trait NotifyStore: Send + Sync {
         after: Option<Cursor>,
     ) -> Result<Page<Delivery>>;
     /// Fails every pending delivery of a webhook (it was disabled).
-    async fn fail_pending_deliveries(&self, webhook: Uuid, reason: &str, at: DateTime<Utc>)
-    -> Result<u64>;
+    async fn fail_pending_deliveries(
+        &self,
+        webhook: Uuid,
+        reason: &str,
+        at: DateTime<Utc>,
+    ) -> Result<u64>;
 }
 
 /// The start of a list: before any row (no row predates the epoch).

@@ -19,7 +19,8 @@ pub struct Config {
 }
 
 pub fn parse_mailbox(s: &str) -> Result<Mailbox, String> {
-    s.parse::<Mailbox>().map_err(|e| format!("not an email address: {e}"))
+    s.parse::<Mailbox>()
+        .map_err(|e| format!("not an email address: {e}"))
 }
 
 fn escape(s: &str) -> String {

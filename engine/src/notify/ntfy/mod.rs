@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::{Event, Severity};
+use super::http::Headers;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,12 +20,18 @@ pub struct Config {
 /// Header values must be visible ASCII; anything else becomes `?`.
 fn header_text(s: &str) -> String {
     s.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
         .collect()
 }
 
 /// (headers, body) of the publish request.
-pub fn request(config: &Config, event: &Event) -> (Vec<(&'static str, String)>, Vec<u8>) {
+pub fn request(config: &Config, event: &Event) -> (Headers, Vec<u8>) {
     let priority = config.priority.unwrap_or(match event.severity {
         Severity::Info => 3,
         Severity::Warning => 4,

@@ -9,6 +9,7 @@ use serde_json::json;
 use web_push_native::{Auth, WebPushBuilder, p256};
 
 use super::event::Event;
+use super::http::Headers;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +58,7 @@ pub fn request(
     c: &Config,
     vapid: &super::settings::Vapid,
     event: &Event,
-) -> Result<(Vec<(&'static str, String)>, Vec<u8>), String> {
+) -> Result<(Headers, Vec<u8>), String> {
     let key = b64(&c.p256dh)
         .ok()
         .and_then(|k| p256::PublicKey::from_sec1_bytes(&k).ok())
@@ -66,10 +67,7 @@ pub fn request(
         .ok()
         .filter(|a| a.len() == 16)
         .ok_or("the subscription's auth secret is invalid")?;
-    let endpoint = c
-        .endpoint
-        .parse()
-        .map_err(|e| format!("endpoint: {e}"))?;
+    let endpoint = c.endpoint.parse().map_err(|e| format!("endpoint: {e}"))?;
     let req = WebPushBuilder::new(endpoint, key, Auth::clone_from_slice(&auth))
         .with_vapid(&vapid.key, &vapid.subject)
         .build(body(event))

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::event::Event;
+use super::http::Headers;
 use super::signing;
 
 /// What a caller may set: the secret is always generated.
@@ -27,17 +28,20 @@ pub fn signed_headers(
     event_type: &str,
     event_id: uuid::Uuid,
     body: &[u8],
-) -> Vec<(&'static str, String)> {
+) -> Headers {
     let t = chrono::Utc::now().timestamp();
     vec![
         ("Content-Type", "application/json".to_string()),
         ("VitaSync-Event", event_type.to_string()),
         ("VitaSync-Delivery", event_id.to_string()),
-        ("VitaSync-Signature", signing::signature_header(secret, t, body)),
+        (
+            "VitaSync-Signature",
+            signing::signature_header(secret, t, body),
+        ),
     ]
 }
 
-pub fn request(config: &Config, event: &Event) -> (Vec<(&'static str, String)>, Vec<u8>) {
+pub fn request(config: &Config, event: &Event) -> (Headers, Vec<u8>) {
     let body = event.envelope().to_string().into_bytes();
     (
         signed_headers(&config.secret, event.kind.as_str(), event.id, &body),
