@@ -110,9 +110,18 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/users/{user_id}/analytics/correlations", "post"),
         ("/v1/users/{user_id}/notifications/channels", "post"),
         ("/v1/users/{user_id}/notifications/channels", "get"),
-        ("/v1/users/{user_id}/notifications/channels/{channel_id}", "get"),
-        ("/v1/users/{user_id}/notifications/channels/{channel_id}", "patch"),
-        ("/v1/users/{user_id}/notifications/channels/{channel_id}", "delete"),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "get",
+        ),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "patch",
+        ),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "delete",
+        ),
         (
             "/v1/users/{user_id}/notifications/channels/{channel_id}/test",
             "post",
@@ -120,7 +129,10 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/users/{user_id}/notifications/rules", "post"),
         ("/v1/users/{user_id}/notifications/rules", "get"),
         ("/v1/users/{user_id}/notifications/rules/{rule_id}", "patch"),
-        ("/v1/users/{user_id}/notifications/rules/{rule_id}", "delete"),
+        (
+            "/v1/users/{user_id}/notifications/rules/{rule_id}",
+            "delete",
+        ),
         ("/v1/users/{user_id}/notifications/logs", "get"),
         ("/v1/webhooks", "post"),
         ("/v1/webhooks", "get"),
