@@ -112,14 +112,11 @@ impl Application {
             .await
             .context("hydrating the analytics")?;
         let bus = Bus::new();
-        let notify = NotifyEnv {
-            store: store.clone(),
-            keys: Arc::new(keyring.clone()),
-            settings: Arc::new(
-                NotifySettings::from_config(&config).context("notification settings")?,
-            ),
-            wake: Arc::new(tokio::sync::Notify::new()),
-        };
+        let notify = NotifyEnv::new(
+            store.clone(),
+            Arc::new(keyring.clone()),
+            NotifySettings::from_config(&config).context("notification settings")?,
+        );
         // Subscribed before anything can publish, and resumes queued webhook deliveries.
         let notifier = NotifyHandle::start(notify.clone(), &bus);
         analytics.spawn_materializer(store.clone(), bus.clone());

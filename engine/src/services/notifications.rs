@@ -31,6 +31,21 @@ pub struct NotifyEnv {
     pub settings: Arc<NotifySettings>,
     /// Woken whenever a webhook delivery is queued, so the delivery actor need not poll.
     pub wake: Arc<tokio::sync::Notify>,
+    /// Makes a rule's cap check and its claims one step, so events dispatched concurrently
+    /// cannot both slip under the cap.
+    pub claims: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl NotifyEnv {
+    pub fn new(store: DynStore, keys: Arc<KeyRing>, settings: NotifySettings) -> Self {
+        NotifyEnv {
+            store,
+            keys,
+            settings: Arc::new(settings),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            claims: Arc::new(tokio::sync::Mutex::new(())),
+        }
+    }
 }
 
 fn now() -> DateTime<Utc> {
@@ -354,33 +369,34 @@ impl NotifyEnv {
                 tracing::debug!(rule = %rule.id, event = %event.id, "quiet hours: not sent");
                 continue;
             }
-            let channels = self
+            let channels: Vec<Channel> = self
                 .store
                 .list_channels(event.workspace_id, user.id)
-                .await?;
-            for channel in channels
+                .await?
                 .into_iter()
                 .filter(|c| c.enabled && rule.channel_ids.contains(&c.id))
+                .collect();
+            let guard = self.claims.lock().await;
+            if let Some(cap) = rule.hourly_cap
+                && self
+                    .store
+                    .events_dispatched_since(rule.id, at - chrono::Duration::hours(1), event.id)
+                    .await?
+                    >= cap
             {
-                if let Some(cap) = rule.hourly_cap
-                    && self
-                        .store
-                        .dispatches_since(rule.id, at - chrono::Duration::hours(1))
-                        .await?
-                        >= cap
-                {
-                    tracing::info!(rule = %rule.id, event = %event.id, "hourly cap reached: not sent");
-                    break;
-                }
-                if !self
+                tracing::info!(rule = %rule.id, event = %event.id, "hourly cap reached: not sent");
+                continue;
+            }
+            for channel in channels {
+                if self
                     .store
                     .claim_dispatch(rule.id, channel.id, event.id, at)
                     .await?
                 {
-                    continue;
+                    sends.push(self.deliver(rule.id, channel, event));
                 }
-                sends.push(self.deliver(rule.id, channel, event));
             }
+            drop(guard);
         }
         let results = futures::future::join_all(sends).await;
         let mut logged = 0;

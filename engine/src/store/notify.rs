@@ -50,8 +50,14 @@ pub trait NotifyStore: Send + Sync {
         event: Uuid,
         at: DateTime<Utc>,
     ) -> Result<bool>;
-    /// Claims made by `rule` since `since` (for the hourly cap).
-    async fn dispatches_since(&self, rule: Uuid, since: DateTime<Utc>) -> Result<u32>;
+    /// Distinct events other than `except` that `rule` claimed since `since` (its hourly cap
+    /// counts events, whatever the number of channels).
+    async fn events_dispatched_since(
+        &self,
+        rule: Uuid,
+        since: DateTime<Utc>,
+        except: Uuid,
+    ) -> Result<u32>;
     async fn insert_log(&self, l: &LogEntry) -> Result<()>;
     async fn list_logs(
         &self,
@@ -75,6 +81,15 @@ pub trait NotifyStore: Send + Sync {
     async fn enqueue_delivery(&self, d: &Delivery) -> Result<bool>;
     /// Pending deliveries due at `now`, oldest first.
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Delivery>>;
+    /// Takes a due delivery for one attempt by moving its `next_attempt_at` from `due` to
+    /// `until` (compare-and-set): false when someone else took it first. Should the process
+    /// die mid-attempt, the delivery becomes due again at `until`.
+    async fn lease_delivery(
+        &self,
+        id: Uuid,
+        due: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool>;
     /// When the earliest pending delivery is due.
     async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>>;
     /// Saves status, attempts, next_attempt_at, response_code, error and delivered_at.
@@ -444,12 +459,13 @@ macro_rules! impl_notify_store {
                     Ok(n == 1)
                 }
 
-                async fn dispatches_since(&self, rule: Uuid, since: DateTime<Utc>) -> Result<u32> {
+                async fn events_dispatched_since(&self, rule: Uuid, since: DateTime<Utc>, except: Uuid) -> Result<u32> {
                     let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM notification_dispatches WHERE rule_id = $1 AND created_at >= $2",
+                        "SELECT COUNT(DISTINCT event_id) FROM notification_dispatches WHERE rule_id = $1 AND created_at >= $2 AND event_id <> $3",
                     )
                     .bind(rule)
                     .bind($enc(since))
+                    .bind(except)
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(n.max(0) as u32)
@@ -623,6 +639,19 @@ macro_rules! impl_notify_store {
                     .iter()
                     .map(delivery_row)
                     .collect()
+                }
+
+                async fn lease_delivery(&self, id: Uuid, due: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool> {
+                    let n = sqlx::query(
+                        "UPDATE webhook_deliveries SET next_attempt_at = $1 WHERE id = $2 AND status = 'pending' AND next_attempt_at = $3",
+                    )
+                    .bind($enc(until))
+                    .bind(id)
+                    .bind($enc(due))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                    Ok(n == 1)
                 }
 
                 async fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>> {
