@@ -125,20 +125,17 @@ pub async fn main() -> ExitCode {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    // Needs no configuration, so it works before any is written.
-    if let Command::Vapid(VapidCommand::Generate) = cli.command {
-        let (private_key, public_key) = vitasync_engine::notify::settings::generate_vapid();
-        println!(
-            "{}",
-            json!({"private_key": private_key, "public_key": public_key})
-        );
-        return Ok(());
-    }
     let config = Config::from_process_env(cli.config.as_deref())?;
     telemetry::init(config.log_format);
     match cli.command {
         Command::Demo => crate::demo::run(config).await?,
-        Command::Vapid(VapidCommand::Generate) => unreachable!("handled before configuration"),
+        Command::Vapid(VapidCommand::Generate) => {
+            let (private_key, public_key) = vitasync_engine::notify::settings::generate_vapid();
+            println!(
+                "{}",
+                json!({"private_key": private_key, "public_key": public_key})
+            );
+        }
         Command::Serve => {
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;
