@@ -330,7 +330,62 @@ async fn deliveries_survive_a_restart_while_the_receiver_is_down(backend: Backen
     );
 }
 
+async fn sync_and_analytics_events_reach_subscribers(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let rx = capture().await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/in", rx.uri()),
+        "events": ["connection.created", "sync.completed", "score.updated"]}),
+        )
+        .await,
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let user = app.create_user("sync-ev", None).await;
+    let (conn, job) = app.connect_demo(&user, 7).await;
+    app.wait_job(&job, 60).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kinds = loop {
+        let bodies: Vec<Value> = received(&rx, "/in")
+            .await
+            .iter()
+            .map(|r| verified(r, &secret))
+            .collect();
+        let kinds: BTreeSet<String> = bodies
+            .iter()
+            .map(|b| b["type"].as_str().unwrap().to_string())
+            .collect();
+        if kinds.len() == 3 || std::time::Instant::now() > deadline {
+            let created = bodies
+                .iter()
+                .find(|b| b["type"] == "connection.created")
+                .expect("connection.created");
+            assert_eq!(created["data"]["connection_id"], json!(conn));
+            assert_eq!(created["data"]["provider"], "demo");
+            let done = bodies
+                .iter()
+                .find(|b| b["type"] == "sync.completed")
+                .expect("sync.completed");
+            assert_eq!(done["data"]["job_id"], json!(job));
+            assert!(done["data"]["inserted"].as_u64().unwrap() > 0);
+            break kinds;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    // Only subscribed events are sent.
+    assert!(
+        received(&rx, "/in")
+            .await
+            .iter()
+            .all(|r| header(r, "VitaSync-Event") != "user.created")
+    );
+}
+
 for_both_backends!(
+    sync_and_analytics_events_reach_subscribers,
     register_rotate_test_and_redeliver,
     a_failing_endpoint_is_retried_then_disabled,
     deliveries_survive_a_restart_while_the_receiver_is_down,
