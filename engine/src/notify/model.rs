@@ -88,8 +88,9 @@ pub struct Webhook {
 }
 
 impl Webhook {
+    /// True when this webhook is enabled and subscribed to `kind`.
     pub fn wants(&self, kind: EventType) -> bool {
-        self.enabled && (self.events.contains(&kind) || kind == EventType::Test)
+        self.enabled && self.events.contains(&kind)
     }
 }
 

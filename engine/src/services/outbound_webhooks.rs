@@ -173,7 +173,7 @@ impl NotifyEnv {
     pub async fn enqueue_webhooks(&self, event: &Event) -> Result<usize> {
         let mut queued = 0;
         for hook in self.store.list_webhooks(event.workspace_id).await? {
-            if hook.wants(event.kind) && event.kind != EventType::Test {
+            if hook.wants(event.kind) {
                 queued += usize::from(
                     self.store
                         .enqueue_delivery(&Self::new_delivery(&hook, event))
