@@ -9,12 +9,14 @@
 //! - [`schedule`]: timing policy (interval, jitter, restart backoff) as pure functions.
 //! - [`messages`]: what the tree's actors say to each other.
 //! - [`SyncHandle`]: what the transports hold to hand jobs to the tree.
+//! - [`notify`]: the notification dispatcher and the durable webhook sender (tokio tasks).
 //!
 //! A run itself (`vitasync_engine::services::sync::run_job`) lives in the engine so it can be
 //! tested without actors; actors decide only when runs happen and what follows them.
 
 mod connection;
 pub mod messages;
+pub mod notify;
 pub mod schedule;
 pub mod supervisor;
 
@@ -23,6 +25,7 @@ use vitasync_engine::domain::{ConnectionId, SyncJob};
 use vitasync_engine::services::sync::{RunOptions, SyncEnv};
 
 pub use messages::Status;
+pub use notify::NotifyHandle;
 pub use schedule::SyncSettings;
 pub use supervisor::SyncSupervisor;
 

@@ -63,6 +63,17 @@ pub enum Command {
     /// Manage API keys of a workspace.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Web Push (VAPID) keys.
+    #[command(subcommand)]
+    Vapid(VapidCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VapidCommand {
+    /// Print a new VAPID key pair as {"private_key", "public_key"} (base64url). Set the private
+    /// key as VITASYNC_VAPID_PRIVATE_KEY; browsers subscribe with the public key as their
+    /// applicationServerKey.
+    Generate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +137,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(config.log_format);
     match cli.command {
         Command::Demo => crate::demo::run(config).await?,
+        Command::Vapid(VapidCommand::Generate) => {
+            let (private_key, public_key) = vitasync_engine::notify::settings::generate_vapid();
+            println!(
+                "{}",
+                json!({"private_key": private_key, "public_key": public_key})
+            );
+        }
         Command::Serve => {
             let app = Application::build(config).await?;
             app.run_until_stopped().await?;

@@ -11,12 +11,14 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use anyhow::Context as _;
 use utoipa::OpenApi as _;
 use utoipa_swagger_ui::SwaggerUi;
-use vitasync_actors::{SyncHandle, SyncSettings};
+use vitasync_actors::{NotifyHandle, SyncHandle, SyncSettings};
 use vitasync_engine::bus::Bus;
 use vitasync_engine::config::Config;
 use vitasync_engine::crypto::{self, KeyRing};
+use vitasync_engine::notify::settings::NotifySettings;
 use vitasync_engine::providers::{ProviderHttp, Registry, RetryPolicy};
 use vitasync_engine::services::keys;
+use vitasync_engine::services::notifications::NotifyEnv;
 use vitasync_engine::services::sync::SyncEnv;
 use vitasync_engine::store::{self, Backend, DynStore};
 
@@ -110,6 +112,13 @@ impl Application {
             .await
             .context("hydrating the analytics")?;
         let bus = Bus::new();
+        let notify = NotifyEnv::new(
+            store.clone(),
+            Arc::new(keyring.clone()),
+            NotifySettings::from_config(&config).context("notification settings")?,
+        );
+        // Subscribed before anything can publish, and resumes queued webhook deliveries.
+        let notifier = NotifyHandle::start(notify.clone(), &bus);
         analytics.spawn_materializer(store.clone(), bus.clone());
         let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
         let sync = SyncEnv {
@@ -139,6 +148,8 @@ impl Application {
             analytics,
             sync,
             actors,
+            notify,
+            notifier,
             store,
             keyring,
             metrics,
@@ -174,6 +185,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         self.state.actors.shutdown().await;
+        self.state.notifier.shutdown().await;
         result
     }
 }

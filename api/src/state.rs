@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use vitasync_actors::SyncHandle;
+use vitasync_actors::{NotifyHandle, SyncHandle};
 use vitasync_engine::config::Config;
 use vitasync_engine::crypto::KeyRing;
+use vitasync_engine::services::notifications::NotifyEnv;
 use vitasync_engine::services::sync::SyncEnv;
 use vitasync_engine::store::DynStore;
 
@@ -24,4 +25,8 @@ pub struct AppState {
     pub sync: SyncEnv,
     /// Hands sync jobs to the actors.
     pub actors: SyncHandle,
+    /// Channels, rules and outbound webhooks.
+    pub notify: NotifyEnv,
+    /// The notification dispatcher and webhook sender.
+    pub notifier: NotifyHandle,
 }

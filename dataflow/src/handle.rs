@@ -46,8 +46,14 @@ pub struct Dataflow {
 }
 
 impl Dataflow {
-    /// Starts `workers` timely workers (at least one).
+    /// Starts `workers` timely workers (at least one); the first epoch is 1.
     pub fn start(workers: usize) -> Result<Self, String> {
+        Self::start_at(workers, 1)
+    }
+
+    /// Starts `workers` timely workers whose first epoch is `first` (at least 1).
+    pub fn start_at(workers: usize, first: Epoch) -> Result<Self, String> {
+        let first = first.max(1);
         let workers = workers.max(1);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
         let mut commands = Vec::with_capacity(workers);
@@ -70,11 +76,11 @@ impl Dataflow {
                 workouts: mut workout_input,
                 probe,
             } = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
-            input.advance_to(1);
+            input.advance_to(first);
             input.flush();
-            priority_input.advance_to(1);
+            priority_input.advance_to(first);
             priority_input.flush();
-            workout_input.advance_to(1);
+            workout_input.advance_to(first);
             workout_input.flush();
             loop {
                 match rx.recv_timeout(Duration::from_millis(5)) {
@@ -119,7 +125,7 @@ impl Dataflow {
         Ok(Dataflow {
             commands,
             outputs: out_rx,
-            next_epoch: Mutex::new(1),
+            next_epoch: Mutex::new(first),
             runner: Some(runner),
         })
     }

@@ -80,8 +80,21 @@ pub struct Hydrated {
 
 impl Analytics {
     /// Starts the pipeline on `workers` threads and the thread that accumulates its output.
+    ///
+    /// Epochs continue across restarts: the first is the microseconds since 2024-01-01, so a
+    /// process started later always numbers above an earlier one (unless it applied more than a
+    /// million epochs a second). A client's `min_epoch` from before a restart is then already
+    /// reached once hydration is materialised, and an epoch names one change for good (event
+    /// ids are derived from it).
     pub fn start(workers: usize) -> Result<Arc<Self>, String> {
-        let flow = Dataflow::start(workers)?;
+        let base = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .expect("a valid instant")
+            .with_timezone(&chrono::Utc);
+        let first = (chrono::Utc::now() - base)
+            .num_microseconds()
+            .unwrap_or(1)
+            .max(1) as Epoch;
+        let flow = Dataflow::start_at(workers, first)?;
         let view = Arc::new(View::default());
         let outputs = flow.outputs().clone();
         let sink = view.clone();

@@ -1,5 +1,5 @@
 //! The in-process event bus: every state change of the data-in side (connections, sync jobs,
-//! committed sample changes) and of the materialised analytics (findings appearing and
+//! committed sample changes, users created and deleted) and of the materialised analytics (findings appearing and
 //! resolving, scores, records) is published here, and later stages (notifications, webhooks,
 //! MCP subscriptions, metrics) subscribe. Publishing never blocks and never fails: with no
 //! subscriber the event is dropped, and a subscriber that falls behind by more than the
@@ -67,6 +67,16 @@ pub enum BusEvent {
         user_id: UserId,
         changes: Arc<Vec<SampleChange>>,
         at: DateTime<Utc>,
+    },
+    /// A user was created through the API (not returned again for an existing external id).
+    UserCreated {
+        workspace_id: WorkspaceId,
+        user_id: UserId,
+    },
+    /// A user and everything they owned were deleted.
+    UserDeleted {
+        workspace_id: WorkspaceId,
+        user_id: UserId,
     },
     /// A change of one user's analytics, published once the materializer has stored it (so a
     /// subscriber that reads the tables sees it). Epoch = the analytics epoch that produced it.

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -57,6 +58,37 @@ pub struct Config {
     pub sync_interval_secs: u64,
     /// `VITASYNC_DATAFLOW_WORKERS`: analytics worker threads (0 = one per core).
     pub dataflow_workers: usize,
+    /// `VITASYNC_ALLOW_PRIVATE_TARGETS`: let channels and webhooks point at loopback, private
+    /// and link-local addresses (LAN self-hosting, tests). Off: such targets are refused.
+    pub allow_private_targets: bool,
+    /// `VITASYNC_WEBHOOK_RETRY_SCHEDULE`: pauses before each retry of a webhook delivery
+    /// (comma-separated durations such as `500ms`, `30s`, `5m`, `2h`); attempts = pauses + 1.
+    pub webhook_retry_schedule: String,
+    /// `VITASYNC_WEBHOOK_TIMEOUT`: how long one delivery attempt may take.
+    pub webhook_timeout: String,
+    /// `VITASYNC_WEBHOOK_DISABLE_AFTER`: an endpoint failing for this long is disabled.
+    pub webhook_disable_after: String,
+    /// `VITASYNC_NOTIFY_RETRY_SCHEDULE`: pauses before each retry of a channel notification
+    /// after a transient failure.
+    pub notify_retry_schedule: String,
+    /// `VITASYNC_NOTIFY_TIMEOUT`: how long one channel attempt may take.
+    pub notify_timeout: String,
+    /// `VITASYNC_SMTP_HOST`: the SMTP server email channels send through (unset: no email).
+    pub smtp_host: Option<String>,
+    /// `VITASYNC_SMTP_PORT`: default 587 (STARTTLS), 465 (TLS) or 25 (plain).
+    pub smtp_port: Option<u16>,
+    /// `VITASYNC_SMTP_SECURITY`: `starttls`, `tls` or `plain`.
+    pub smtp_security: String,
+    /// `VITASYNC_SMTP_USERNAME` / `VITASYNC_SMTP_PASSWORD`: optional authentication.
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<String>,
+    /// `VITASYNC_SMTP_FROM`: the sender address, e.g. `VitaSync <alerts@example.com>`.
+    pub smtp_from: String,
+    /// `VITASYNC_VAPID_PRIVATE_KEY`: base64url of the P-256 private key that signs Web Push
+    /// requests (`vitasync vapid generate` makes one). Unset: no push.
+    pub vapid_private_key: Option<String>,
+    /// `VITASYNC_VAPID_SUBJECT`: the contact push services may reach (`mailto:` or `https:`).
+    pub vapid_subject: String,
     /// `[providers.<id>]` tables and `VITASYNC_<P>_*` variables.
     pub providers: BTreeMap<String, ProviderSettings>,
 }
@@ -79,6 +111,20 @@ impl Default for Config {
             oauth_return_urls: Vec::new(),
             sync_interval_secs: 15 * 60,
             dataflow_workers: 0,
+            allow_private_targets: false,
+            webhook_retry_schedule: "1m,5m,30m,1h,3h,6h,12h".into(),
+            webhook_timeout: "10s".into(),
+            webhook_disable_after: "72h".into(),
+            notify_retry_schedule: "2s,10s,1m".into(),
+            notify_timeout: "10s".into(),
+            smtp_host: None,
+            smtp_port: None,
+            smtp_security: "starttls".into(),
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: "VitaSync <vitasync@localhost>".into(),
+            vapid_private_key: None,
+            vapid_subject: "mailto:admin@localhost".into(),
             providers: BTreeMap::new(),
         }
     }
@@ -106,6 +152,7 @@ impl Config {
                 .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
         }
         cfg.apply_env(env)?;
+        cfg.validate()?;
         Ok(cfg)
     }
 
@@ -185,9 +232,70 @@ impl Config {
         if let Some(v) = get("VITASYNC_DATAFLOW_WORKERS") {
             self.dataflow_workers = parse_env("VITASYNC_DATAFLOW_WORKERS", &v)?;
         }
+        if let Some(v) = get("VITASYNC_ALLOW_PRIVATE_TARGETS") {
+            self.allow_private_targets = parse_env("VITASYNC_ALLOW_PRIVATE_TARGETS", &v)?;
+        }
+        for (name, field) in [
+            (
+                "VITASYNC_WEBHOOK_RETRY_SCHEDULE",
+                &mut self.webhook_retry_schedule,
+            ),
+            ("VITASYNC_WEBHOOK_TIMEOUT", &mut self.webhook_timeout),
+            (
+                "VITASYNC_WEBHOOK_DISABLE_AFTER",
+                &mut self.webhook_disable_after,
+            ),
+            (
+                "VITASYNC_NOTIFY_RETRY_SCHEDULE",
+                &mut self.notify_retry_schedule,
+            ),
+            ("VITASYNC_NOTIFY_TIMEOUT", &mut self.notify_timeout),
+            ("VITASYNC_SMTP_SECURITY", &mut self.smtp_security),
+            ("VITASYNC_SMTP_FROM", &mut self.smtp_from),
+            ("VITASYNC_VAPID_SUBJECT", &mut self.vapid_subject),
+        ] {
+            if let Some(v) = get(name) {
+                *field = v;
+            }
+        }
+        for (name, field) in [
+            ("VITASYNC_SMTP_HOST", &mut self.smtp_host),
+            ("VITASYNC_SMTP_USERNAME", &mut self.smtp_username),
+            ("VITASYNC_SMTP_PASSWORD", &mut self.smtp_password),
+            ("VITASYNC_VAPID_PRIVATE_KEY", &mut self.vapid_private_key),
+        ] {
+            if let Some(v) = get(name) {
+                *field = Some(v);
+            }
+        }
+        if let Some(v) = get("VITASYNC_SMTP_PORT") {
+            self.smtp_port = Some(parse_env("VITASYNC_SMTP_PORT", &v)?);
+        }
         for p in CONFIGURABLE_PROVIDERS {
             let entry = self.providers.entry(p.to_string()).or_default();
             entry.apply_env(p, env).map_err(Error::Config)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("webhook_retry_schedule", &self.webhook_retry_schedule),
+            ("notify_retry_schedule", &self.notify_retry_schedule),
+        ] {
+            parse_durations(v).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        }
+        for (name, v) in [
+            ("webhook_timeout", &self.webhook_timeout),
+            ("webhook_disable_after", &self.webhook_disable_after),
+            ("notify_timeout", &self.notify_timeout),
+        ] {
+            parse_duration(v).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        }
+        if !matches!(self.smtp_security.as_str(), "starttls" | "tls" | "plain") {
+            return Err(Error::Config(
+                "smtp_security must be starttls, tls or plain".into(),
+            ));
         }
         Ok(())
     }
@@ -254,6 +362,32 @@ impl Config {
             )),
         }
     }
+}
+
+/// Parses one duration: a number followed by `ms`, `s`, `m` or `h`.
+pub fn parse_duration(v: &str) -> std::result::Result<Duration, String> {
+    let v = v.trim();
+    let split = v
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("'{v}' has no unit (ms, s, m or h)"))?;
+    let (n, unit) = v.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("'{v}' is not a duration"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("'{v}' has an unknown unit (use ms, s, m or h)")),
+    })
+}
+
+/// Parses a comma-separated list of durations (empty = none).
+pub fn parse_durations(v: &str) -> std::result::Result<Vec<Duration>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse_duration)
+        .collect()
 }
 
 fn parse_env<T: std::str::FromStr>(name: &str, v: &str) -> Result<T> {

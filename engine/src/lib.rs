@@ -11,6 +11,8 @@
 //! - [`providers`]: the provider port, the registry, and one folder per provider.
 //! - [`analytics`]: the port committed sample changes reach the analytics through.
 //! - [`bus`]: the in-process event bus the data-in side publishes state changes on.
+//! - [`notify`]: the notification event model, channels, rules, SSRF guard and webhook
+//!   signatures.
 //! - [`crypto`]: AES-256-GCM secrets at rest under rotatable key ids.
 //! - [`config`]: layered configuration (defaults → TOML → environment).
 //! - [`cursor`]: opaque, stable (time, id) pagination cursors.
@@ -27,6 +29,7 @@ pub mod crypto;
 pub mod cursor;
 pub mod domain;
 pub mod error;
+pub mod notify;
 pub mod providers;
 pub mod services;
 pub mod store;

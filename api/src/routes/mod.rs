@@ -5,11 +5,13 @@ pub mod api_keys;
 pub mod connections;
 pub mod health_data;
 pub mod metric_types;
+pub mod notifications;
 pub mod oauth;
 pub mod providers;
 pub mod system;
 pub mod users;
 pub mod webhooks;
+pub mod webhooks_out;
 pub mod workspace;
 
 use actix_web::web;
@@ -108,5 +110,25 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(analytics::records)
         .service(analytics::context)
         .service(analytics::anomalies_alias)
-        .service(analytics::correlations_alias);
+        .service(analytics::correlations_alias)
+        .service(notifications::create_channel)
+        .service(notifications::list_channels)
+        .service(notifications::get_channel)
+        .service(notifications::patch_channel)
+        .service(notifications::delete_channel)
+        .service(notifications::test_channel)
+        .service(notifications::create_rule)
+        .service(notifications::list_rules)
+        .service(notifications::patch_rule)
+        .service(notifications::delete_rule)
+        .service(notifications::logs)
+        .service(webhooks_out::create)
+        .service(webhooks_out::list)
+        .service(webhooks_out::get)
+        .service(webhooks_out::update)
+        .service(webhooks_out::remove)
+        .service(webhooks_out::rotate_secret)
+        .service(webhooks_out::test)
+        .service(webhooks_out::deliveries)
+        .service(webhooks_out::redeliver);
 }

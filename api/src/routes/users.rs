@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, delete, get, patch, post, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
+use vitasync_engine::bus::BusEvent;
 use vitasync_engine::cursor::{Cursor, Limit};
 use vitasync_engine::domain::{NewUser, User, UserPatch};
 use vitasync_engine::services::users;
@@ -39,6 +40,12 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     let (user, created) = users::create(state.store.as_ref(), auth.workspace_id, body.0).await?;
     tracing::Span::current().record("user_id", tracing::field::display(user.id));
+    if created {
+        state.sync.bus.publish(BusEvent::UserCreated {
+            workspace_id: auth.workspace_id,
+            user_id: user.id,
+        });
+    }
     Ok(if created {
         HttpResponse::Created().json(user)
     } else {
@@ -111,6 +118,10 @@ pub async fn delete(
     let removed = removal.len();
     state.sync.committed(&user, removal, chrono::Utc::now());
     state.sync.workouts_changed(&user).await?;
+    state.sync.bus.publish(BusEvent::UserDeleted {
+        workspace_id: auth.workspace_id,
+        user_id: id,
+    });
     tracing::info!(user_id = %id, samples = removed, "user deleted");
     Ok(HttpResponse::NoContent().finish())
 }

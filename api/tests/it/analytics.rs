@@ -278,8 +278,11 @@ async fn a_restart_hydrates_from_the_store(app: TestApp) {
     app.wait_job(&job, 60).await;
     assert_view_matches_store(&app).await;
     let (_, before) = app.analytics.view().snapshot();
+    let last_epoch = app.analytics.barrier();
     let (db, config) = app.stop().await;
     let app = start(db, config).await;
+    // Epochs continue across the restart: an epoch read before it is already reached after it.
+    assert!(app.analytics.barrier() > last_epoch);
     assert_view_matches_store(&app).await;
     let (_, after) = app.analytics.view().snapshot();
     assert_eq!(before, after, "hydration rebuilds the same analytics");

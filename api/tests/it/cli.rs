@@ -189,3 +189,29 @@ async fn demo_serves_synced_data() {
     assert!(body["data"].as_array().unwrap().len() >= 80, "{body}");
     child.kill().await.unwrap();
 }
+
+#[test]
+fn vapid_generate_prints_a_usable_key_pair() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out, err) = vitasync(dir.path(), &["vapid", "generate"]);
+    assert!(ok, "{err}");
+    let keys: Value = serde_json::from_str(out.trim()).unwrap();
+    let public = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(keys["public_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(
+        (public.len(), public[0]),
+        (65, 4),
+        "an uncompressed P-256 point"
+    );
+    // The private key is accepted as the server's VAPID key.
+    let env = [(
+        "VITASYNC_VAPID_PRIVATE_KEY".to_string(),
+        keys["private_key"].as_str().unwrap().to_string(),
+    )]
+    .into();
+    let config = vitasync_engine::config::Config::load(None, &env).unwrap();
+    let settings = vitasync_engine::notify::settings::NotifySettings::from_config(&config).unwrap();
+    assert!(settings.vapid.is_some());
+}

@@ -241,6 +241,7 @@ async fn expired_token_is_refreshed_once(backend: Backend) {
             BusEvent::SyncFailed { .. } => "failed",
             BusEvent::ConnectionErrored { .. } => "errored",
             BusEvent::ConnectionDisconnected { .. } => "disconnected",
+            BusEvent::UserCreated { .. } | BusEvent::UserDeleted { .. } => "user",
             BusEvent::AnalyticsChanged { .. } | BusEvent::AnalyticsMaterialized { .. } => {
                 "analytics"
             }

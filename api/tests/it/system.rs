@@ -108,6 +108,44 @@ async fn openapi_describes_every_route(app: TestApp) {
         ("/v1/users/{user_id}/analytics/context", "get"),
         ("/v1/users/{user_id}/analytics/anomalies", "post"),
         ("/v1/users/{user_id}/analytics/correlations", "post"),
+        ("/v1/users/{user_id}/notifications/channels", "post"),
+        ("/v1/users/{user_id}/notifications/channels", "get"),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "get",
+        ),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "patch",
+        ),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}",
+            "delete",
+        ),
+        (
+            "/v1/users/{user_id}/notifications/channels/{channel_id}/test",
+            "post",
+        ),
+        ("/v1/users/{user_id}/notifications/rules", "post"),
+        ("/v1/users/{user_id}/notifications/rules", "get"),
+        ("/v1/users/{user_id}/notifications/rules/{rule_id}", "patch"),
+        (
+            "/v1/users/{user_id}/notifications/rules/{rule_id}",
+            "delete",
+        ),
+        ("/v1/users/{user_id}/notifications/logs", "get"),
+        ("/v1/webhooks", "post"),
+        ("/v1/webhooks", "get"),
+        ("/v1/webhooks/{webhook_id}", "get"),
+        ("/v1/webhooks/{webhook_id}", "patch"),
+        ("/v1/webhooks/{webhook_id}", "delete"),
+        ("/v1/webhooks/{webhook_id}/rotate-secret", "post"),
+        ("/v1/webhooks/{webhook_id}/test", "post"),
+        ("/v1/webhooks/{webhook_id}/deliveries", "get"),
+        (
+            "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+            "post",
+        ),
     ];
     for (path, method) in expected {
         let op = &paths[path][method];
@@ -137,7 +175,7 @@ async fn openapi_describes_every_route(app: TestApp) {
     }
     assert_eq!(
         paths.len(),
-        33,
+        45,
         "a route was added without updating this test: {:?}",
         paths.keys().collect::<Vec<_>>()
     );

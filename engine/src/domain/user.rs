@@ -58,7 +58,7 @@ pub struct UserPatch {
     pub metadata: Option<serde_json::Value>,
 }
 
-fn double_option<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+pub fn double_option<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
 where
     D: serde::Deserializer<'de>,
     T: Deserialize<'de>,

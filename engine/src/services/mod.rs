@@ -5,6 +5,8 @@ pub mod analytics;
 pub mod connections;
 pub mod ingest;
 pub mod keys;
+pub mod notifications;
+pub mod outbound_webhooks;
 pub mod query;
 pub mod sync;
 pub mod users;

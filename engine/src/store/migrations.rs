@@ -45,9 +45,14 @@ const SQLITE: &[Embedded] = &[
         include_str!("../../../migrations/sqlite/0004_analytics.sql"),
     ),
     (
-        7,
+        5,
+        "notifications",
+        include_str!("../../../migrations/sqlite/0005_notifications.sql"),
+    ),
+    (
+        6,
         "provider_priority",
-        include_str!("../../../migrations/sqlite/0007_provider_priority.sql"),
+        include_str!("../../../migrations/sqlite/0006_provider_priority.sql"),
     ),
 ];
 const POSTGRES: &[Embedded] = &[
@@ -72,9 +77,14 @@ const POSTGRES: &[Embedded] = &[
         include_str!("../../../migrations/postgres/0004_analytics.sql"),
     ),
     (
-        7,
+        5,
+        "notifications",
+        include_str!("../../../migrations/postgres/0005_notifications.sql"),
+    ),
+    (
+        6,
         "provider_priority",
-        include_str!("../../../migrations/postgres/0007_provider_priority.sql"),
+        include_str!("../../../migrations/postgres/0006_provider_priority.sql"),
     ),
 ];
 

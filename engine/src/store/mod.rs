@@ -7,6 +7,7 @@
 //! loading the user under its workspace. A foreign id therefore reads as "not found".
 
 mod migrations;
+pub mod notify;
 pub mod postgres;
 pub mod sqlite;
 
@@ -29,6 +30,7 @@ use crate::error::Result;
 use crate::providers::{Cursors, SyncBatch};
 
 pub use migrations::{Backend, migrations_for};
+pub use notify::{LogQuery, NotifyStore};
 
 /// Per-(date, metric, provider) statistics from which daily values are derived.
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,7 @@ pub struct DailyGroup {
 
 /// Everything the platform persists. Implementations must be safe to share across threads.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: notify::NotifyStore + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Applies pending migrations.

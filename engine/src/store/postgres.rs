@@ -695,6 +695,10 @@ impl Store for PgStore {
             "DELETE FROM health_scores WHERE user_id = $1",
             "DELETE FROM personal_records WHERE user_id = $1",
             "DELETE FROM sync_jobs WHERE user_id = $1",
+            "DELETE FROM notification_logs WHERE user_id = $1",
+            "DELETE FROM notification_dispatches WHERE rule_id IN (SELECT id FROM notification_rules WHERE user_id = $1)",
+            "DELETE FROM notification_rules WHERE user_id = $1",
+            "DELETE FROM notification_channels WHERE user_id = $1",
             "DELETE FROM connections WHERE user_id = $1",
         ] {
             sqlx::query(table).bind(id).execute(&mut *tx).await?;
@@ -1618,3 +1622,14 @@ impl Store for PgStore {
         r.as_ref().map(oauth_state_row).transpose()
     }
 }
+
+/// Instants are native `timestamptz` here: bound and read as they are.
+fn pg_instant(t: DateTime<Utc>) -> DateTime<Utc> {
+    t
+}
+
+fn pg_read_instant(t: DateTime<Utc>) -> Result<DateTime<Utc>> {
+    Ok(t)
+}
+
+crate::impl_notify_store!(PgStore, PgRow, DateTime<Utc>, pg_instant, pg_read_instant);

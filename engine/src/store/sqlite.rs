@@ -801,6 +801,10 @@ impl Store for SqliteStore {
             "DELETE FROM health_scores WHERE user_id = $1",
             "DELETE FROM personal_records WHERE user_id = $1",
             "DELETE FROM sync_jobs WHERE user_id = $1",
+            "DELETE FROM notification_logs WHERE user_id = $1",
+            "DELETE FROM notification_dispatches WHERE rule_id IN (SELECT id FROM notification_rules WHERE user_id = $1)",
+            "DELETE FROM notification_rules WHERE user_id = $1",
+            "DELETE FROM notification_channels WHERE user_id = $1",
             "DELETE FROM connections WHERE user_id = $1",
         ] {
             sqlx::query(table).bind(id).execute(&mut *tx).await?;
@@ -1744,3 +1748,5 @@ impl Store for SqliteStore {
         r.as_ref().map(oauth_state_row).transpose()
     }
 }
+
+crate::impl_notify_store!(SqliteStore, SqliteRow, i64, micros, instant);

@@ -27,6 +27,7 @@ pub struct TestApp {
     pub sync: SyncEnv,
     pub actors: vitasync_actors::SyncHandle,
     pub analytics: std::sync::Arc<vitasync_dataflow::Analytics>,
+    pub notifier: vitasync_actors::NotifyHandle,
     handle: actix_web::dev::ServerHandle,
 }
 
@@ -41,6 +42,11 @@ pub fn test_config(db: &FreshDb) -> Config {
         ("DATABASE_URL".to_string(), db.url.clone()),
         ("VITASYNC_ENCRYPTION_KEY".to_string(), generate_key_b64()),
         ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
+        // Test receivers listen on loopback; the SSRF test turns this off again.
+        (
+            "VITASYNC_ALLOW_PRIVATE_TARGETS".to_string(),
+            "true".to_string(),
+        ),
     ]
     .into();
     Config::load(None, &env).expect("test config")
@@ -88,6 +94,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
     let sync = app.state().sync.clone();
     let actors = app.state().actors.clone();
     let analytics = app.state().analytics.clone();
+    let notifier = app.state().notifier.clone();
     let handle = app.server_handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let (ws, key) = workspaces::create_with_admin_key(
@@ -108,6 +115,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
         sync,
         actors,
         analytics,
+        notifier,
         handle,
     }
 }
@@ -229,10 +237,12 @@ impl TestApp {
             .to_string()
     }
 
-    /// Stops the server, then the sync actors (at their next batch boundary).
+    /// Stops the server, then the sync actors (at their next batch boundary) and the
+    /// notification tasks.
     pub async fn stop(self) -> (FreshDb, Config) {
         self.handle.stop(true).await;
         self.actors.shutdown().await;
+        self.notifier.shutdown().await;
         (self.db, self.config)
     }
 }

@@ -1,0 +1,81 @@
+//! Bus → events → webhook queue and notification rules. Webhook deliveries are queued (a store
+//! write) before anything is attempted; channel dispatch runs in its own task so one slow or
+//! retrying channel never holds up the bus.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use vitasync_engine::bus::BusEvent;
+use vitasync_engine::notify::event::{self, Event};
+use vitasync_engine::services::notifications::NotifyEnv;
+
+pub async fn run(
+    env: NotifyEnv,
+    mut rx: broadcast::Receiver<Arc<BusEvent>>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        let received = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = rx.recv() => r,
+        };
+        match received {
+            Ok(bus_event) => {
+                if let Some(event) = to_event(&env, &bus_event).await {
+                    publish(&env, event, &cancel, &tasks).await;
+                }
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::error!(
+                    missed,
+                    "notification dispatcher fell behind the bus; events were missed"
+                );
+            }
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn to_event(env: &NotifyEnv, bus_event: &BusEvent) -> Option<Event> {
+    let workspace = match bus_event {
+        BusEvent::AnalyticsChanged { user_id, .. } => {
+            match env.store.user_workspace(*user_id).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    tracing::error!(error = %e, "looking up a user's workspace for an event");
+                    return None;
+                }
+            }
+        }
+        _ => None,
+    };
+    event::from_bus(bus_event, workspace, Utc::now())
+}
+
+/// Queues `event` for webhooks, then dispatches it to rules in a tracked task.
+pub async fn publish(
+    env: &NotifyEnv,
+    event: Event,
+    cancel: &CancellationToken,
+    tasks: &TaskTracker,
+) {
+    if let Err(e) = env.enqueue_webhooks(&event).await {
+        tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries");
+    }
+    let env = env.clone();
+    let cancel = cancel.clone();
+    tasks.spawn(async move {
+        tokio::select! {
+            _ = cancel.cancelled() => {}
+            r = env.dispatch(&event) => {
+                if let Err(e) = r {
+                    tracing::error!(error = %e, event = %event.id, kind = %event.kind, "dispatching notifications");
+                }
+            }
+        }
+    });
+}

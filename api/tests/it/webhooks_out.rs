@@ -1,0 +1,392 @@
+//! Outbound webhooks: registration and secrets, test and redelivery, retries and disabling an
+//! endpoint that keeps failing (with a `system` notification), and durability across a real
+//! restart while the receiver is down.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::common::{Backend, TestApp, expect_error, json_ok, spawn_app_with, start};
+use crate::for_both_backends;
+use crate::notify::{capture, header, received, verified, wait_received};
+
+async fn created(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+/// Polls the webhook's deliveries until `done` holds for them.
+async fn wait_deliveries(
+    app: &TestApp,
+    hook: &str,
+    secs: u64,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let list = app
+            .get_json(&format!("/v1/webhooks/{hook}/deliveries?limit=1000"))
+            .await["data"]
+            .as_array()
+            .unwrap()
+            .clone();
+        if done(&list) {
+            return list;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deliveries did not settle: {list:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn register_rotate_test_and_redeliver(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let rx = capture().await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/in", rx.uri()),
+            "events": ["user.created"], "description": "CRM"}),
+        )
+        .await,
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap().to_string();
+    let first_secret = hook["secret"].as_str().unwrap().to_string();
+    let got = app.get_json(&format!("/v1/webhooks/{id}")).await;
+    assert!(got.get("secret").is_none(), "the secret is shown once");
+    assert_eq!(got["events"], json!(["user.created"]));
+    assert_eq!(
+        app.get_json("/v1/webhooks").await["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Admin scope only; other workspaces see nothing.
+    let reader = app.key_with(&["read", "write"]).await;
+    let res = app
+        .call(reqwest::Method::GET, "/v1/webhooks", Some(&reader), None)
+        .await;
+    expect_error(res, StatusCode::FORBIDDEN, "forbidden").await;
+    let other = crate::common::other_workspace_key(&app).await;
+    let res = app
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/webhooks/{id}"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let err = expect_error(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": "http://127.0.0.1/x", "events": ["nope"]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    )
+    .await;
+    assert_eq!(err["field"], "events[0]");
+
+    // A user event arrives signed with the first secret.
+    let user = app.create_user("wh-1", None).await;
+    let got = wait_received(&rx, "/in", 1, 10).await;
+    let body = verified(&got[0], &first_secret);
+    assert_eq!(body["type"], "user.created");
+    assert_eq!(body["data"]["user_id"], json!(user));
+
+    // After rotation only the new secret verifies.
+    let rotated = json_ok(
+        app.post(&format!("/v1/webhooks/{id}/rotate-secret"), json!({}))
+            .await,
+    )
+    .await;
+    let secret = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(secret, first_secret);
+    let res = app
+        .post(&format!("/v1/webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let test: Value = res.json().await.unwrap();
+    let got = wait_received(&rx, "/in", 2, 10).await;
+    let body = verified(&got[1], &secret);
+    assert_eq!(body["type"], "test");
+    assert_eq!(body["id"], test["event_id"]);
+    assert!(!vitasync_engine::notify::signing::verify(
+        &first_secret,
+        &header(&got[1], "VitaSync-Signature"),
+        &got[1].body,
+        chrono::Utc::now().timestamp(),
+        300
+    ));
+
+    // Redelivery sends the same event id again.
+    let list = wait_deliveries(&app, &id, 10, |l| {
+        l.len() == 2 && l.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    let first = &list[0];
+    assert_eq!(first["attempts"], 1);
+    let res = app
+        .post(
+            &format!(
+                "/v1/webhooks/{id}/deliveries/{}/redeliver",
+                first["id"].as_str().unwrap()
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::ACCEPTED);
+    let got = wait_received(&rx, "/in", 3, 10).await;
+    assert_eq!(verified(&got[2], &secret)["id"], first["event_id"]);
+
+    // Patch and delete.
+    let patched = json_ok(
+        app.patch(
+            &format!("/v1/webhooks/{id}"),
+            json!({"events": ["user.created", "user.deleted"], "description": null}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(patched["events"], json!(["user.created", "user.deleted"]));
+    assert!(patched["description"].is_null());
+    assert_eq!(
+        app.delete(&format!("/v1/webhooks/{id}")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        app.get(&format!("/v1/webhooks/{id}")).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+async fn a_failing_endpoint_is_retried_then_disabled(backend: Backend) {
+    let app = spawn_app_with(backend, |c| {
+        c.webhook_retry_schedule = "20ms,40ms,80ms".into();
+        c.webhook_disable_after = "300ms".into();
+    })
+    .await;
+    let broken = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&broken)
+        .await;
+    // Somebody in the workspace listens for system notifications.
+    let rx = capture().await;
+    let admin = app.create_user("ops", None).await;
+    let ch = created(app.post(&format!("/v1/users/{admin}/notifications/channels"),
+        json!({"type": "ntfy", "name": "ops", "config": {"topic_url": format!("{}/ops", rx.uri())}})).await).await;
+    created(app.post(&format!("/v1/users/{admin}/notifications/rules"),
+        json!({"channel_ids": [ch["id"]], "categories": ["system"], "min_severity": "critical"})).await).await;
+
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/down", broken.uri()), "events": ["user.created"]}),
+        )
+        .await,
+    )
+    .await;
+    let id = hook["id"].as_str().unwrap();
+    app.create_user("u-1", None).await;
+    // Four attempts (the first plus three retries), then it gives up.
+    let list = wait_deliveries(&app, id, 10, |l| l.len() == 1 && l[0]["status"] == "failed").await;
+    assert_eq!(list[0]["attempts"], 4);
+    assert_eq!(list[0]["response_code"], 503);
+    assert_eq!(received(&broken, "/down").await.len(), 4);
+
+    // Still failing after the disable period: the next failure disables it.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    app.create_user("u-2", None).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let hook = loop {
+        let h = app.get_json(&format!("/v1/webhooks/{id}")).await;
+        if h["enabled"] == false {
+            break h;
+        }
+        assert!(std::time::Instant::now() < deadline, "not disabled: {h}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        hook["disabled_reason"].as_str().unwrap().contains("503"),
+        "{hook}"
+    );
+    let notes = wait_received(&rx, "/ops", 1, 10).await;
+    assert_eq!(notes.len(), 1);
+    assert_eq!(header(&notes[0], "Title"), "A webhook was disabled");
+    assert!(header(&notes[0], "Tags").contains("webhook.disabled"));
+
+    // Re-enabling clears the failure record.
+    let h = json_ok(
+        app.patch(&format!("/v1/webhooks/{id}"), json!({"enabled": true}))
+            .await,
+    )
+    .await;
+    assert!(h["enabled"] == true && h["failing_since"].is_null() && h["disabled_reason"].is_null());
+}
+
+async fn deliveries_survive_a_restart_while_the_receiver_is_down(backend: Backend) {
+    // Reserve a port for the receiver, then leave it closed: connections are refused.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let app = spawn_app_with(backend, |c| {
+        c.webhook_retry_schedule =
+            "100ms,200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s".into();
+    })
+    .await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("http://127.0.0.1:{port}/in"),
+        "events": ["user.created"]}),
+        )
+        .await,
+    )
+    .await;
+    let (id, secret) = (
+        hook["id"].as_str().unwrap().to_string(),
+        hook["secret"].as_str().unwrap().to_string(),
+    );
+    let mut users = BTreeSet::new();
+    for i in 0..5 {
+        users.insert(app.create_user(&format!("dur-{i}"), None).await);
+    }
+    // Every delivery has failed at least once before the server goes down.
+    wait_deliveries(&app, &id, 20, |l| {
+        l.len() == 5
+            && l.iter()
+                .all(|d| d["attempts"].as_u64() >= Some(1) && d["status"] == "pending")
+    })
+    .await;
+    let (db, config) = app.stop().await;
+
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let rx = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&rx)
+        .await;
+    // Nothing is sent while the server is down.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(received(&rx, "/in").await.is_empty());
+
+    let app = start(db, config).await;
+    let got = wait_received(&rx, "/in", 5, 30).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = if received(&rx, "/in").await.len() > got.len() {
+        received(&rx, "/in").await
+    } else {
+        got
+    };
+    let mut seen = BTreeSet::new();
+    let mut ids = BTreeSet::new();
+    for r in &got {
+        let body = verified(r, &secret);
+        assert_eq!(body["type"], "user.created");
+        seen.insert(body["data"]["user_id"].as_str().unwrap().to_string());
+        ids.insert(body["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(seen, users, "every event delivered, none missing");
+    assert_eq!(ids.len(), 5, "one event id per user");
+    assert_eq!(got.len(), 5, "no duplicates once delivered");
+    // The restarted server's store says so too.
+    let ws = app
+        .store
+        .webhook_by_id(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .workspace_id;
+    let page = app
+        .store
+        .list_deliveries(
+            ws,
+            id.parse().unwrap(),
+            vitasync_engine::cursor::Limit(100),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        page.items
+            .iter()
+            .all(|d| d.status == vitasync_engine::notify::model::DeliveryStatus::Succeeded)
+    );
+}
+
+async fn sync_and_analytics_events_reach_subscribers(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let rx = capture().await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/in", rx.uri()),
+        "events": ["connection.created", "sync.completed", "score.updated"]}),
+        )
+        .await,
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let user = app.create_user("sync-ev", None).await;
+    let (conn, job) = app.connect_demo(&user, 7).await;
+    app.wait_job(&job, 60).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let kinds = loop {
+        let bodies: Vec<Value> = received(&rx, "/in")
+            .await
+            .iter()
+            .map(|r| verified(r, &secret))
+            .collect();
+        let kinds: BTreeSet<String> = bodies
+            .iter()
+            .map(|b| b["type"].as_str().unwrap().to_string())
+            .collect();
+        if kinds.len() == 3 || std::time::Instant::now() > deadline {
+            let created = bodies
+                .iter()
+                .find(|b| b["type"] == "connection.created")
+                .expect("connection.created");
+            assert_eq!(created["data"]["connection_id"], json!(conn));
+            assert_eq!(created["data"]["provider"], "demo");
+            let done = bodies
+                .iter()
+                .find(|b| b["type"] == "sync.completed")
+                .expect("sync.completed");
+            assert_eq!(done["data"]["job_id"], json!(job));
+            assert!(done["data"]["inserted"].as_u64().unwrap() > 0);
+            break kinds;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(kinds.len(), 3, "{kinds:?}");
+    // Only subscribed events are sent.
+    assert!(
+        received(&rx, "/in")
+            .await
+            .iter()
+            .all(|r| header(r, "VitaSync-Event") != "user.created")
+    );
+}
+
+for_both_backends!(
+    sync_and_analytics_events_reach_subscribers,
+    register_rotate_test_and_redeliver,
+    a_failing_endpoint_is_retried_then_disabled,
+    deliveries_survive_a_restart_while_the_receiver_is_down,
+);
