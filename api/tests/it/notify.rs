@@ -1,7 +1,8 @@
 //! Notification channels and rules against real local receivers: an HTTP capture server for the
 //! chat channels, ntfy and signed webhooks, an in-process SMTP server for email, and a Web Push
-//! endpoint that decrypts the aes128gcm payload and checks the VAPID JWT. End to end: an
-//! anomaly reaches ntfy and the workspace webhook once, and its correction resolves it.
+//! endpoint whose payload an independent implementation (PyPI http_ece) decrypts and whose VAPID
+//! JWT is verified. End to end: an anomaly reaches ntfy and the workspace webhook once, and its
+//! correction resolves it.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -675,12 +676,33 @@ async fn web_push_is_encrypted_and_vapid_signed(backend: Backend) {
     let origin = format!("http://{}", rx.address().ip());
     assert_eq!(claims.audiences.unwrap().into_string().unwrap(), origin);
     assert_eq!(claims.subject.as_deref(), Some("mailto:ops@vitasync.test"));
-    // The payload decrypts with the subscription's private key and auth secret.
-    let plain =
-        web_push_native::decrypt(req.body.clone(), &ua_secret, &auth.into()).expect("decrypts");
-    let msg: Value = serde_json::from_slice(&plain).unwrap();
+    // The payload decrypts with the subscription's private key and auth secret — checked by an
+    // independent implementation (PyPI http_ece, as browsers' RFC 8291), not the sender's.
+    let body_file = std::env::temp_dir().join(format!("vitasync-push-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&body_file, &req.body).unwrap();
+    let python = std::env::var("VITASYNC_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webpush/decrypt.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(hex::encode(ua_secret.to_bytes()))
+        .arg(URL_SAFE_NO_PAD.encode(auth))
+        .arg(&body_file)
+        .output()
+        .unwrap_or_else(|e| panic!("running {python}: {e}"));
+    let _ = std::fs::remove_file(&body_file);
+    assert!(
+        out.status.success(),
+        "http_ece could not decrypt the push message (scripts/test.sh prepares a Python with it \
+         and sets VITASYNC_TEST_PYTHON): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let msg: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(msg["title"], "VitaSync test notification");
     assert_eq!(msg["type"], "test");
+    // And the sender's own library agrees.
+    let plain =
+        web_push_native::decrypt(req.body.clone(), &ua_secret, &auth.into()).expect("decrypts");
+    assert_eq!(plain, out.stdout);
 }
 
 /// p256 0.13 takes a rand_core 0.6 RNG.
