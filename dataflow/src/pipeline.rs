@@ -145,8 +145,8 @@ fn user_correlations(
 /// The pipeline's inputs and a probe on every output.
 pub struct Inputs {
     pub samples: InputSession<Epoch, SampleRow, isize>,
-    /// Each user's provider priority (their workspace's); a user's days are only sourced once
-    /// it is here.
+    /// Each user's provider priority (their workspace's); a day several providers report is
+    /// only sourced once the user's priority is here.
     pub priorities: InputSession<Epoch, (UserKey, ProviderPriority), isize>,
     /// Each user's workouts (from the stored events).
     pub workouts: InputSession<Epoch, (UserKey, WorkoutRow), isize>,
@@ -192,7 +192,8 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
 
     // Each provider's value of the day, then the one the user's workspace ranks first. The
     // priority is its own (tiny) input, so changing a workspace's order re-sources exactly the
-    // days where its users have several providers.
+    // days where its users have several providers. Days with one provider (nearly all) need no
+    // choice and skip the join, so they are held once more, not three times.
     let per_provider = samples
         .map(|r: SampleRow| {
             (
@@ -205,12 +206,19 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
                 .iter()
                 .map(|((p, at, v), n)| ((p.as_str(), *at, *v), *n))
                 .collect();
-            for d in stats::provider_dailies(key.1, &entries) {
-                output.push((d, 1isize));
+            let dailies = stats::provider_dailies(key.1, &entries);
+            let contested = dailies.len() > 1;
+            for d in dailies {
+                output.push(((contested, d), 1isize));
             }
         });
-    let daily = per_provider
-        .map(|((u, m, d), daily)| (u, (m, d, daily)))
+    let uncontested = per_provider
+        .clone()
+        .filter(|(_, (contested, _))| !*contested)
+        .map(|(k, (_, d))| (k, d));
+    let chosen = per_provider
+        .filter(|(_, (contested, _))| *contested)
+        .map(|((u, m, d), (_, daily))| (u, (m, d, daily)))
         .join_map(priorities, |u, (m, d, daily), priority| {
             (
                 (*u, *m, *d),
@@ -230,6 +238,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
                 }
             },
         );
+    let daily = uncontested.concat(chosen);
 
     let daily_out = sink.clone();
     let daily = daily.inspect(move |((key, d), t, diff)| {
