@@ -8,14 +8,16 @@
 //! - [`stats`]: the arithmetic (daily aggregation, baseline statistics) as pure functions shared
 //!   by the pipeline and the oracle.
 //! - [`corr`]: Pearson and Spearman with scipy's p-values (regularised incomplete beta).
-//! - [`pipeline`]: the dataflow graph (daily values → latest day → windows → baselines).
+//! - [`pipeline`]: the dataflow graph (samples → each provider's day → the workspace's choice →
+//!   series, trailing windows, per-user correlations, scores; workouts → per-activity records).
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
-//! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes.
+//! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, and
+//!   the changes worth announcing on the bus.
 //! - [`view`]: the outputs accumulated and consolidated, with the epoch they reflect.
-//! - [`sink`]: `Analytics` — pipeline + view + hydration from the store, behind the engine's
-//!   `AnalyticsSink` port.
+//! - [`sink`]: `Analytics` — pipeline + view + hydration from the store + the materializer,
+//!   behind the engine's `AnalyticsSink` port.
 //!
 //! Operators do no I/O: the handle's caller feeds sample changes and materialises the deltas.
 
