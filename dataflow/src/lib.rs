@@ -15,6 +15,8 @@
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
 //! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, and
 //!   the changes worth announcing on the bus.
+//! - [`reconcile`]: the first flush after a start — only the rows that differ from the stored
+//!   tables are written, and the differences announced.
 //! - [`view`]: the outputs accumulated and consolidated, with the epoch they reflect.
 //! - [`sink`]: `Analytics` — pipeline + view + hydration from the store + the materializer,
 //!   behind the engine's `AnalyticsSink` port.
@@ -27,6 +29,7 @@ pub mod materialize;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;
+pub mod reconcile;
 pub mod sink;
 pub mod stats;
 pub mod view;

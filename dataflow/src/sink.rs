@@ -31,6 +31,33 @@ pub struct Analytics {
     /// Which provider priority each user's days are sourced by. Held while an epoch is handed
     /// to the pipeline, so the users announced to it and their priorities change in epoch order.
     sources: std::sync::Mutex<Sources>,
+    /// Set once the first flush has reconciled the tables with the hydrated analytics.
+    reconciled: std::sync::OnceLock<Reconciled>,
+}
+
+/// What the first flush after a start did: rows written and changes announced (both 0 when
+/// nothing changed while the analytics were not running).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconciled {
+    pub rows: usize,
+    pub changes: usize,
+}
+
+/// The users of `writes`.
+fn users_of(writes: &[AnalyticsWrite]) -> Vec<uuid::Uuid> {
+    let mut users: Vec<uuid::Uuid> = writes
+        .iter()
+        .map(|w| match w {
+            AnalyticsWrite::Baseline { user_id, .. }
+            | AnalyticsWrite::Anomaly { user_id, .. }
+            | AnalyticsWrite::Correlation { user_id, .. }
+            | AnalyticsWrite::Score { user_id, .. }
+            | AnalyticsWrite::Record { user_id, .. } => *user_id,
+        })
+        .collect();
+    users.sort_unstable();
+    users.dedup();
+    users
 }
 
 /// The provider priorities the pipeline knows: per workspace, and which workspace each user
@@ -119,6 +146,7 @@ impl Analytics {
             viewed,
             materialized: tokio::sync::watch::channel(0).0,
             sources: Default::default(),
+            reconciled: std::sync::OnceLock::new(),
         }))
     }
 
@@ -133,10 +161,11 @@ impl Analytics {
 
     /// Starts the materializer: whenever the view advances, the rows of the keys that changed
     /// are written to the analytics tables in one transaction, then the materialised epoch
-    /// advances and what changed is published on `bus`. The first flush replaces every table's
-    /// contents (hydration recomputed them) and publishes no findings: they are not news, the
-    /// data behind them was already there. A failed flush is retried with the view's newer
-    /// state; the epoch only advances, and events are only published, once the rows are stored.
+    /// advances and what changed is published on `bus`. The first flush after a start
+    /// reconciles the hydrated analytics with the stored tables ([`crate::reconcile`]): only
+    /// differing rows are written and only the differences are announced. A failed flush is
+    /// retried with the view's newer state; the epoch only advances, and events are only
+    /// published, once the rows are stored.
     pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus) {
         let me = self.clone();
         tokio::spawn(async move {
@@ -157,8 +186,34 @@ impl Analytics {
                 // come after them and win.
                 let mut batch = std::mem::take(&mut carried);
                 batch.extend(flush);
-                if !batch.writes.is_empty() || first {
-                    if let Err(e) = store.apply_analytics(&batch.writes, first).await {
+                if first {
+                    match crate::reconcile::reconcile(store.as_ref(), &batch.writes).await {
+                        Ok((writes, changes)) => {
+                            tracing::info!(
+                                rows = writes.len(),
+                                changes = changes.len(),
+                                "analytics tables reconciled with the store"
+                            );
+                            let _ = me.reconciled.set(Reconciled {
+                                rows: writes.len(),
+                                changes: changes.len(),
+                            });
+                            batch.users = users_of(&writes);
+                            batch.writes = writes;
+                            batch.changes = changes;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reading the analytics tables failed; retrying");
+                            carried = batch;
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                            continue;
+                        }
+                    }
+                    first = false;
+                }
+                if !batch.writes.is_empty() {
+                    if let Err(e) = store.apply_analytics(&batch.writes, false).await {
                         tracing::error!(error = %e, "materializing analytics failed; retrying");
                         carried = batch;
                         tokio::time::sleep(backoff).await;
@@ -168,22 +223,19 @@ impl Analytics {
                     backoff = std::time::Duration::from_millis(100);
                 }
                 me.materialized.send_replace(epoch);
-                if !first {
-                    for (user_id, change) in batch.changes {
-                        bus.publish(BusEvent::AnalyticsChanged {
-                            user_id,
-                            epoch,
-                            change,
-                        });
-                    }
-                    if !batch.users.is_empty() {
-                        bus.publish(BusEvent::AnalyticsMaterialized {
-                            epoch,
-                            users: Arc::new(batch.users),
-                        });
-                    }
+                for (user_id, change) in batch.changes {
+                    bus.publish(BusEvent::AnalyticsChanged {
+                        user_id,
+                        epoch,
+                        change,
+                    });
                 }
-                first = false;
+                if !batch.users.is_empty() {
+                    bus.publish(BusEvent::AnalyticsMaterialized {
+                        epoch,
+                        users: Arc::new(batch.users),
+                    });
+                }
                 if viewed.borrow_and_update().to_owned() > epoch {
                     continue;
                 }
@@ -192,6 +244,11 @@ impl Analytics {
                 }
             }
         });
+    }
+
+    /// What the first flush after this start wrote and announced, once it has run.
+    pub fn reconciled(&self) -> Option<Reconciled> {
+        self.reconciled.get().copied()
     }
 
     /// Feeds every user's provider priority and every stored sample into the pipeline (before

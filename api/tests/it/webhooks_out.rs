@@ -384,7 +384,112 @@ async fn sync_and_analytics_events_reach_subscribers(backend: Backend) {
     );
 }
 
+fn rhr(day: u32, bpm: f64) -> Value {
+    json!({"metric": "resting_heart_rate", "value": bpm,
+           "recorded_at": format!("2024-03-{day:02}T06:00:00Z")})
+}
+
+/// Waits for the first flush after a start and returns what it wrote and announced.
+async fn reconciled(app: &TestApp) -> vitasync_dataflow::sink::Reconciled {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(r) = app.analytics.reconciled() {
+            return r;
+        }
+        assert!(std::time::Instant::now() < deadline, "no first flush");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Samples committed while the analytics were not running (a crash between a write's commit
+/// and its materialisation leaves the same state) are found at the next start: the tables are
+/// brought up to date and the finding is delivered. A start with nothing new writes and
+/// announces nothing.
+async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let rx = capture().await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/in", rx.uri()), "events": ["anomaly.detected"]}),
+        )
+        .await,
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let user = app.create_user("down-1", None).await;
+    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
+    app.ingest(&user, json!(calm)).await;
+    let u = app
+        .store
+        .user(app.workspace_id.parse().unwrap(), user.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let key = app.key.clone();
+    let (db, config) = app.stop().await;
+
+    let store = vitasync_api::startup::open_store(&config).await.unwrap();
+    let raw: Vec<vitasync_engine::services::ingest::RawSample> =
+        serde_json::from_value(json!([rhr(21, 66.0), rhr(22, 67.0)])).unwrap();
+    let batch = vitasync_engine::services::ingest::prepare_all(&u, "api", raw).unwrap();
+    store.write_samples(&u, &batch).await.unwrap();
+    drop(store);
+
+    let mut app = start(db, config).await;
+    app.key = key.clone();
+    let r = reconciled(&app).await;
+    assert!(r.rows > 0 && r.changes > 0, "{r:?}");
+    // Every finding of the new days (z-score, IQR and the sustained elevation) arrives signed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = received(&rx, "/in").await;
+        let methods: BTreeSet<String> = got
+            .iter()
+            .map(|r| {
+                let body = verified(r, &secret);
+                assert_eq!(body["type"], "anomaly.detected");
+                body["data"]["anomaly"]["method"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        if methods.contains("rhr_elevation") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{methods:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = app
+        .get_json(&format!(
+            "/v1/users/{user}/analytics/anomalies?method=rhr_elevation"
+        ))
+        .await;
+    assert_eq!(listed["data"][0]["date"], "2024-03-22");
+
+    let hook_id = hook["id"].as_str().unwrap();
+    wait_deliveries(&app, hook_id, 30, |l| {
+        !l.is_empty() && l.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    let ids = |got: &[wiremock::Request]| -> BTreeSet<String> {
+        got.iter().map(|r| header(r, "VitaSync-Delivery")).collect()
+    };
+    let before = ids(&received(&rx, "/in").await);
+
+    // Nothing changed while stopped: nothing rewritten, nothing announced.
+    let (db, config) = app.stop().await;
+    let mut app = start(db, config).await;
+    app.key = key;
+    let r = reconciled(&app).await;
+    assert_eq!((r.rows, r.changes), (0, 0));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(ids(&received(&rx, "/in").await), before);
+}
+
 for_both_backends!(
+    findings_committed_while_down_are_delivered_at_start,
     sync_and_analytics_events_reach_subscribers,
     register_rotate_test_and_redeliver,
     a_failing_endpoint_is_retried_then_disabled,
