@@ -33,6 +33,8 @@ pub struct Analytics {
     sources: std::sync::Mutex<Sources>,
     /// Set once the first flush has reconciled the tables with the hydrated analytics.
     reconciled: std::sync::OnceLock<Reconciled>,
+    /// The last epoch of hydration (0 before it, or when there was nothing to hydrate).
+    hydrated: std::sync::atomic::AtomicU64,
 }
 
 /// What the first flush after a start did: rows written and changes announced (both 0 when
@@ -147,6 +149,7 @@ impl Analytics {
             materialized: tokio::sync::watch::channel(0).0,
             sources: Default::default(),
             reconciled: std::sync::OnceLock::new(),
+            hydrated: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 
@@ -173,6 +176,12 @@ impl Analytics {
             let mut first = true;
             let mut backoff = std::time::Duration::from_millis(100);
             let mut carried = Flush::default();
+            // The first flush compares whole tables, so it must see all of the hydration: a
+            // view still catching up would look like findings that disappeared.
+            let hydrated = me.hydrated.load(std::sync::atomic::Ordering::Acquire);
+            if viewed.wait_for(|e| *e >= hydrated).await.is_err() {
+                return;
+            }
             loop {
                 let (epoch, flush) = me.view.take_dirty(|epoch, dirty, rows| {
                     let flush = Flush {
@@ -298,6 +307,8 @@ impl Analytics {
                 epoch = self.workouts(workspace, user_id, &events);
             }
         }
+        self.hydrated
+            .store(epoch, std::sync::atomic::Ordering::Release);
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(samples, workouts, seconds, "analytics hydrated");
         Ok(Hydrated {
