@@ -82,16 +82,28 @@ pub async fn anomalies(ctx: &Ctx<'_>, a: AnomalyArgs) -> Result<Rows, ToolError>
         a.to.as_deref(),
     )?;
     let cap = limit(a.limit, 20, 100)?;
-    let rows = filter.rows(ctx.shared.store.as_ref(), &user).await?;
+    let rows = first_anomalies(ctx, &filter, &user, cap as usize).await?;
     Ok(Rows::first(rows, cap as usize, ctx.epoch()))
 }
 
 /// The `anomalies` resource: every anomaly, newest first, capped.
 pub(crate) async fn anomaly_rows(ctx: &Ctx<'_>, user: &User) -> Result<Rows, ToolError> {
-    let rows = AnomalyFilter::default()
-        .rows(ctx.shared.store.as_ref(), user)
-        .await?;
+    let rows = first_anomalies(ctx, &AnomalyFilter::default(), user, RESOURCE_ANOMALIES).await?;
     Ok(Rows::first(rows, RESOURCE_ANOMALIES, ctx.epoch()))
+}
+
+/// The newest `cap` matching anomalies and one more (which only says the list goes on), cut in
+/// the store's query rather than after reading them all.
+async fn first_anomalies(
+    ctx: &Ctx<'_>,
+    filter: &AnomalyFilter,
+    user: &User,
+    cap: usize,
+) -> Result<Vec<serde_json::Value>, ToolError> {
+    let page = filter
+        .page(ctx.shared.store.as_ref(), user, None, cap as u32 + 1)
+        .await?;
+    Ok(page.into_iter().map(|(_, _, body)| body).collect())
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
