@@ -6,7 +6,6 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 use vitasync_engine::analytics::{AnalyticsWrite, AnomalyRow};
-use vitasync_engine::bus::{AnalyticsChange, AnomalyFact};
 use vitasync_engine::catalogue;
 
 use crate::model::{
@@ -162,189 +161,124 @@ pub fn record_body(metric: u16, r: &Record) -> Value {
 /// The table writes that bring the tables in line with `rows` for every dirty key.
 pub fn writes(dirty: &Dirty, rows: &Rows) -> Vec<AnalyticsWrite> {
     let mut out = Vec::new();
-    for key @ (u, m, w) in dirty.baselines.keys() {
-        out.push(AnalyticsWrite::Baseline {
-            user_id: Uuid::from_u128(*u),
-            metric: metric_name(*m).to_string(),
-            window_days: *w,
-            put: live(&rows.baselines, key).map(|b| (date_of(b.as_of), baseline_body(*m, *w, b))),
-        });
+    for key in dirty.baselines.keys() {
+        out.push(baseline_write(key, live(&rows.baselines, key)));
     }
-    for key @ (u, m, d) in dirty.anomalies.keys() {
-        let found = live_all(&rows.anomalies, key);
-        for method in METHODS {
-            let id = anomaly_id(*u, *m, *d, method);
+    for key in dirty.anomalies.keys() {
+        out.extend(anomaly_writes(key, &live_all(&rows.anomalies, key)));
+    }
+    for key in dirty.correlations.keys() {
+        out.push(correlation_write(key, live(&rows.correlations, key)));
+    }
+    for key in dirty.scores.keys() {
+        out.push(score_write(key, live(&rows.scores, key)));
+    }
+    for key in dirty.workout_records.keys() {
+        out.push(workout_record_write(key, live(&rows.workout_records, key)));
+    }
+    for key in dirty.records.keys() {
+        out.push(record_write(key, live(&rows.records, key)));
+    }
+    out
+}
+
+/// The same keys as [`writes`], as they were before the changes the dirty set records: the
+/// rows the tables held, to tell what is news ([`crate::reconcile::diff`]).
+pub fn previous(dirty: &Dirty) -> Vec<AnalyticsWrite> {
+    let mut out = Vec::new();
+    for (key, before) in &dirty.baselines {
+        out.push(baseline_write(key, before.as_ref()));
+    }
+    for (key, before) in &dirty.anomalies {
+        out.extend(anomaly_writes(key, &before.iter().collect::<Vec<_>>()));
+    }
+    for (key, before) in &dirty.correlations {
+        out.push(correlation_write(key, before.as_ref()));
+    }
+    for (key, before) in &dirty.scores {
+        out.push(score_write(key, before.as_ref()));
+    }
+    for (key, before) in &dirty.workout_records {
+        out.push(workout_record_write(key, before.as_ref()));
+    }
+    for (key, before) in &dirty.records {
+        out.push(record_write(key, before.as_ref()));
+    }
+    out
+}
+
+fn baseline_write(&(u, m, w): &(u128, u16, u32), b: Option<&Baseline>) -> AnalyticsWrite {
+    AnalyticsWrite::Baseline {
+        user_id: Uuid::from_u128(u),
+        metric: metric_name(m).to_string(),
+        window_days: w,
+        put: b.map(|b| (date_of(b.as_of), baseline_body(m, w, b))),
+    }
+}
+
+/// One write per method: the key's findings put, the methods without one gone.
+fn anomaly_writes(&(u, m, d): &(u128, u16, i32), found: &[&Anomaly]) -> Vec<AnalyticsWrite> {
+    METHODS
+        .into_iter()
+        .map(|method| {
+            let id = anomaly_id(u, m, d, method);
             let put = found
                 .iter()
                 .find(|a| a.method == method)
                 .map(|a| AnomalyRow {
-                    metric: metric_name(*m).to_string(),
-                    date: date_of(*d),
+                    metric: metric_name(m).to_string(),
+                    date: date_of(d),
                     method: method.as_str().to_string(),
                     severity: a.severity.as_str().to_string(),
-                    body: anomaly_body(id, *m, *d, a),
+                    body: anomaly_body(id, m, d, a),
                 });
-            out.push(AnalyticsWrite::Anomaly {
+            AnalyticsWrite::Anomaly {
                 id,
-                user_id: Uuid::from_u128(*u),
+                user_id: Uuid::from_u128(u),
                 put,
-            });
-        }
-    }
-    for key @ (u, a, b, lag) in dirty.correlations.keys() {
-        out.push(AnalyticsWrite::Correlation {
-            user_id: Uuid::from_u128(*u),
-            metric_a: metric_name(*a).to_string(),
-            metric_b: metric_name(*b).to_string(),
-            lag_days: *lag,
-            put: live(&rows.correlations, key)
-                .map(|c| (c.pearson_r.0.abs(), correlation_body(*a, *b, *lag, c))),
-        });
-    }
-    for key @ (u, d) in dirty.scores.keys() {
-        out.push(AnalyticsWrite::Score {
-            user_id: Uuid::from_u128(*u),
-            date: date_of(*d),
-            put: live(&rows.scores, key).map(|s| score_body(*d, s)),
-        });
-    }
-    for key @ (u, activity, kind) in dirty.workout_records.keys() {
-        out.push(AnalyticsWrite::Record {
-            user_id: Uuid::from_u128(*u),
-            metric: workout_record_metric(activity, *kind),
-            kind: kind.as_str().to_string(),
-            put: live(&rows.workout_records, key).map(|r| workout_record_body(activity, *kind, r)),
-        });
-    }
-    for key @ (u, m) in dirty.records.keys() {
-        out.push(AnalyticsWrite::Record {
-            user_id: Uuid::from_u128(*u),
-            metric: metric_name(*m).to_string(),
-            kind: "best_daily".to_string(),
-            put: live(&rows.records, key).map(|r| record_body(*m, r)),
-        });
-    }
-    out
+            }
+        })
+        .collect()
 }
 
-fn fact(u: u128, m: u16, d: i32, a: &Anomaly) -> AnomalyFact {
-    let id = anomaly_id(u, m, d, a.method);
-    AnomalyFact {
-        id,
-        metric: metric_name(m).to_string(),
+fn correlation_write(
+    &(u, a, b, lag): &(u128, u16, u16, u8),
+    c: Option<&Correlation>,
+) -> AnalyticsWrite {
+    AnalyticsWrite::Correlation {
+        user_id: Uuid::from_u128(u),
+        metric_a: metric_name(a).to_string(),
+        metric_b: metric_name(b).to_string(),
+        lag_days: lag,
+        put: c.map(|c| (c.pearson_r.0.abs(), correlation_body(a, b, lag, c))),
+    }
+}
+
+fn score_write(&(u, d): &(u128, i32), s: Option<&Scores>) -> AnalyticsWrite {
+    AnalyticsWrite::Score {
+        user_id: Uuid::from_u128(u),
         date: date_of(d),
-        method: a.method.as_str().to_string(),
-        severity: a.severity.as_str().to_string(),
-        body: anomaly_body(id, m, d, a),
+        put: s.map(|s| score_body(d, s)),
     }
 }
 
-/// What the dirty keys' changes mean to a person, for the event bus: findings that appeared or
-/// resolved, scores that changed, correlations that appeared or disappeared, records broken.
-/// A finding whose numbers moved but that still holds is not news; neither is the first value
-/// of a metric (it sets a record, it does not break one).
-pub fn changes(dirty: &Dirty, rows: &Rows) -> Vec<(Uuid, AnalyticsChange)> {
-    let mut out = Vec::new();
-    for (key @ (u, m, d), before) in &dirty.anomalies {
-        let after = live_all(&rows.anomalies, key);
-        for a in &after {
-            if !before.iter().any(|b| b.method == a.method) {
-                let anomaly = fact(*u, *m, *d, a);
-                out.push((
-                    Uuid::from_u128(*u),
-                    AnalyticsChange::AnomalyDetected { anomaly },
-                ));
-            }
-        }
-        for b in before {
-            if !after.iter().any(|a| a.method == b.method) {
-                let anomaly = fact(*u, *m, *d, b);
-                out.push((
-                    Uuid::from_u128(*u),
-                    AnalyticsChange::AnomalyResolved { anomaly },
-                ));
-            }
-        }
+fn workout_record_write(
+    (u, activity, kind): &crate::view::WorkoutKey,
+    r: Option<&Record>,
+) -> AnalyticsWrite {
+    AnalyticsWrite::Record {
+        user_id: Uuid::from_u128(*u),
+        metric: workout_record_metric(activity, *kind),
+        kind: kind.as_str().to_string(),
+        put: r.map(|r| workout_record_body(activity, *kind, r)),
     }
-    for (key @ (u, d), before) in &dirty.scores {
-        if let Some(now) = live(&rows.scores, key)
-            && before.as_ref() != Some(now)
-        {
-            out.push((
-                Uuid::from_u128(*u),
-                AnalyticsChange::ScoreUpdated {
-                    date: date_of(*d),
-                    body: score_body(*d, now),
-                    previous: before.as_ref().map(|b| score_body(*d, b)),
-                },
-            ));
-        }
-    }
-    for (key @ (u, a, b, lag), before) in &dirty.correlations {
-        let (metric_a, metric_b) = (metric_name(*a).to_string(), metric_name(*b).to_string());
-        let change = match (before, live(&rows.correlations, key)) {
-            (None, Some(c)) => AnalyticsChange::CorrelationDiscovered {
-                metric_a,
-                metric_b,
-                lag_days: *lag,
-                body: correlation_body(*a, *b, *lag, c),
-            },
-            (Some(c), None) => AnalyticsChange::CorrelationDisappeared {
-                metric_a,
-                metric_b,
-                lag_days: *lag,
-                body: correlation_body(*a, *b, *lag, c),
-            },
-            _ => continue,
-        };
-        out.push((Uuid::from_u128(*u), change));
-    }
-    for (key @ (u, m), before) in &dirty.records {
-        let (Some(old), Some(new)) = (before, live(&rows.records, key)) else {
-            continue;
-        };
-        let lower = catalogue::CATALOGUE[*m as usize].lower_is_better;
-        let better = if lower {
-            new.value < old.value
-        } else {
-            new.value > old.value
-        };
-        if better {
-            out.push((
-                Uuid::from_u128(*u),
-                AnalyticsChange::RecordBroken {
-                    metric: metric_name(*m).to_string(),
-                    body: record_body(*m, new),
-                    previous: record_body(*m, old),
-                },
-            ));
-        }
-    }
-    for (key @ (u, activity, kind), before) in &dirty.workout_records {
-        if let (Some(old), Some(new)) = (before, live(&rows.workout_records, key))
-            && new.value > old.value
-        {
-            out.push((
-                Uuid::from_u128(*u),
-                AnalyticsChange::RecordBroken {
-                    metric: workout_record_metric(activity, *kind),
-                    body: workout_record_body(activity, *kind, new),
-                    previous: workout_record_body(activity, *kind, old),
-                },
-            ));
-        }
-    }
-    out
 }
 
-/// The users with any dirty key.
-pub fn users(dirty: &Dirty) -> Vec<Uuid> {
-    let mut users: std::collections::BTreeSet<u128> = std::collections::BTreeSet::new();
-    users.extend(dirty.baselines.keys().map(|k| k.0));
-    users.extend(dirty.anomalies.keys().map(|k| k.0));
-    users.extend(dirty.correlations.keys().map(|k| k.0));
-    users.extend(dirty.scores.keys().map(|k| k.0));
-    users.extend(dirty.records.keys().map(|k| k.0));
-    users.extend(dirty.workout_records.keys().map(|k| k.0));
-    users.into_iter().map(Uuid::from_u128).collect()
+fn record_write(&(u, m): &(u128, u16), r: Option<&Record>) -> AnalyticsWrite {
+    AnalyticsWrite::Record {
+        user_id: Uuid::from_u128(u),
+        metric: metric_name(m).to_string(),
+        kind: "best_daily".to_string(),
+        put: r.map(|r| record_body(m, r)),
+    }
 }

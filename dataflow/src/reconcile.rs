@@ -1,8 +1,9 @@
-//! The materializer's first flush after a start: the hydrated analytics against what the
-//! tables already hold. Only rows that differ are written (a restart rewrites nothing that did
-//! not change), and the differences are announced like any other change — they are what the
-//! data committed while the analytics were not running (a crash between a write's commit and
-//! its materialisation, rows written by another process) changed, so no finding is lost.
+//! What a flush changes and what that means. Every flush compares the rows as they were with
+//! the rows as they are now ([`diff`]): only rows that differ are written, and each difference
+//! is announced by one set of rules. The first flush after a start compares the hydrated
+//! analytics with what the tables already hold ([`reconcile`]), so a restart rewrites nothing
+//! that did not change, and what the data committed while the analytics were not running
+//! changed (a crash between a write's commit and its materialisation) is still announced.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ const TABLES: [AnalyticsTable; 5] = [
 ];
 
 /// A row's identity: its table (by position in [`TABLES`]), user and natural key.
-type Key = (u8, Uuid, String);
+pub type Key = (u8, Uuid, String);
 
 fn text(v: &Value, field: &str) -> String {
     v[field].as_str().unwrap_or_default().to_string()
@@ -238,6 +239,28 @@ pub async fn reconcile(
             }
         }
     }
+    Ok(diff(stored, desired))
+}
+
+/// The rows `writes` put, by key (what the tables hold after them).
+pub fn keyed(writes: &[AnalyticsWrite]) -> BTreeMap<Key, Value> {
+    writes
+        .iter()
+        .filter_map(|w| {
+            let (key, body) = write_key(w);
+            Some((key, body?))
+        })
+        .collect()
+}
+
+/// Compares the rows as they were (`before`, by key) with `desired`: keeps the writes that
+/// change something, deletes the rows `desired` no longer mentions, and says what each
+/// difference means — one set of rules for the running materializer and the start-up
+/// reconciliation.
+pub fn diff(
+    mut before: BTreeMap<Key, Value>,
+    desired: &[AnalyticsWrite],
+) -> (Vec<AnalyticsWrite>, Vec<(Uuid, AnalyticsChange)>) {
     // A key written twice (a retried flush carries older writes first) ends as its last write.
     let mut last: BTreeMap<Key, (&AnalyticsWrite, Option<Value>)> = BTreeMap::new();
     for w in desired {
@@ -247,18 +270,17 @@ pub async fn reconcile(
     let mut writes = Vec::new();
     let mut changes = Vec::new();
     for (key, (w, body)) in last {
-        let before = stored.remove(&key);
-        if before == body {
+        let was = before.remove(&key);
+        if was == body {
             continue;
         }
         let table = TABLES[key.0 as usize];
-        if let Some(c) = change(table, before.as_ref(), body.as_ref()) {
+        if let Some(c) = change(table, was.as_ref(), body.as_ref()) {
             changes.push((key.1, c));
         }
         writes.push(w.clone());
     }
-    // Stored rows the analytics no longer hold.
-    for ((t, user, _), body) in stored {
+    for ((t, user, _), body) in before {
         let table = TABLES[t as usize];
         if let Some(w) = removal(table, user, &body) {
             if let Some(c) = change(table, Some(&body), None) {
@@ -267,5 +289,5 @@ pub async fn reconcile(
             writes.push(w);
         }
     }
-    Ok((writes, changes))
+    (writes, changes)
 }

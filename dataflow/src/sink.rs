@@ -86,16 +86,12 @@ impl Sources {
 struct Flush {
     writes: Vec<AnalyticsWrite>,
     changes: Vec<(uuid::Uuid, AnalyticsChange)>,
-    users: Vec<uuid::Uuid>,
 }
 
 impl Flush {
     fn extend(&mut self, next: Flush) {
         self.writes.extend(next.writes);
         self.changes.extend(next.changes);
-        self.users.extend(next.users);
-        self.users.sort_unstable();
-        self.users.dedup();
     }
 }
 
@@ -184,12 +180,10 @@ impl Analytics {
             }
             loop {
                 let (epoch, flush) = me.view.take_dirty(|epoch, dirty, rows| {
-                    let flush = Flush {
-                        writes: crate::materialize::writes(&dirty, rows),
-                        changes: crate::materialize::changes(&dirty, rows),
-                        users: crate::materialize::users(&dirty),
-                    };
-                    (epoch, flush)
+                    let desired = crate::materialize::writes(&dirty, rows);
+                    let before = crate::reconcile::keyed(&crate::materialize::previous(&dirty));
+                    let (writes, changes) = crate::reconcile::diff(before, &desired);
+                    (epoch, Flush { writes, changes })
                 });
                 // Writes of a failed flush are re-sent first; newer writes for the same keys
                 // come after them and win.
@@ -207,7 +201,6 @@ impl Analytics {
                                 rows: writes.len(),
                                 changes: changes.len(),
                             });
-                            batch.users = users_of(&writes);
                             batch.writes = writes;
                             batch.changes = changes;
                         }
@@ -239,10 +232,11 @@ impl Analytics {
                         change,
                     });
                 }
-                if !batch.users.is_empty() {
+                let users = users_of(&batch.writes);
+                if !users.is_empty() {
                     bus.publish(BusEvent::AnalyticsMaterialized {
                         epoch,
-                        users: Arc::new(batch.users),
+                        users: Arc::new(users),
                     });
                 }
                 if viewed.borrow_and_update().to_owned() > epoch {
@@ -304,7 +298,7 @@ impl Analytics {
             let events = vitasync_engine::analytics::workout_events(store, &user).await?;
             if !events.is_empty() {
                 workouts += events.len();
-                epoch = self.workouts(workspace, user_id, &events);
+                epoch = self.workouts(user_id, &events);
             }
         }
         self.hydrated
@@ -402,7 +396,7 @@ impl AnalyticsSink for Analytics {
         self.feed(Some(workspace), changes)
     }
 
-    fn workouts(&self, _workspace: WorkspaceId, user: UserId, workouts: &[Event]) -> Epoch {
+    fn workouts(&self, user: UserId, workouts: &[Event]) -> Epoch {
         let now: BTreeSet<WorkoutRow> = workouts.iter().filter_map(workout_row).collect();
         let mut sources = self.sources.lock().expect("sources");
         let before = sources.workouts.remove(&user).unwrap_or_default();

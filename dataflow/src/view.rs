@@ -77,8 +77,10 @@ pub struct Dirty {
 
 /// Remembers `key`'s live row as its "before" unless the key is already dirty.
 fn touch<K: Ord + Clone, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc<K, V>, key: K) {
-    let before = live(acc, &key).cloned();
-    dirty.entry(key).or_insert(before);
+    if let std::collections::btree_map::Entry::Vacant(e) = dirty.entry(key) {
+        let before = live(acc, e.key()).cloned();
+        e.insert(before);
+    }
 }
 
 #[derive(Default)]

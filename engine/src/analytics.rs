@@ -20,7 +20,7 @@ pub trait AnalyticsSink: Send + Sync + 'static {
     /// Replaces what the analytics know of `user`'s workouts with `workouts` (every stored
     /// workout event of the user, read after the write that changed them) and returns the
     /// epoch that applies the difference.
-    fn workouts(&self, _workspace: WorkspaceId, _user: UserId, _workouts: &[Event]) -> Epoch {
+    fn workouts(&self, _user: UserId, _workouts: &[Event]) -> Epoch {
         0
     }
 }

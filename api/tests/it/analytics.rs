@@ -37,17 +37,10 @@ async fn stored_rows(app: &TestApp) -> Vec<SampleRow> {
 
 /// What the store holds, computed from scratch (each user's workspace priority applied).
 async fn recomputed(app: &TestApp) -> oracle::Analytics {
-    let priorities = app
-        .store
-        .user_priorities()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(u, _, p)| (u.as_u128(), ProviderPriority(p)))
-        .collect();
-    let mut out = oracle::compute_with(&stored_rows(app).await, &priorities);
+    let mut priorities = std::collections::BTreeMap::new();
     let mut workouts = Vec::new();
-    for (user_id, workspace, _) in app.store.user_priorities().await.unwrap() {
+    for (user_id, workspace, priority) in app.store.user_priorities().await.unwrap() {
+        priorities.insert(user_id.as_u128(), ProviderPriority(priority));
         let user = app.store.user(workspace, user_id).await.unwrap().unwrap();
         let events = vitasync_engine::analytics::workout_events(app.store.as_ref(), &user)
             .await
@@ -59,6 +52,7 @@ async fn recomputed(app: &TestApp) -> oracle::Analytics {
                 .map(|w| (user_id.as_u128(), w)),
         );
     }
+    let mut out = oracle::compute_with(&stored_rows(app).await, &priorities);
     oracle::add_workouts(&mut out, &workouts);
     out
 }

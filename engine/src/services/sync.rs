@@ -82,9 +82,7 @@ impl SyncEnv {
         static REFRESH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _turn = REFRESH.lock().await;
         let workouts = crate::analytics::workout_events(self.store.as_ref(), user).await?;
-        Ok(self
-            .analytics
-            .workouts(user.workspace_id, user.id, &workouts))
+        Ok(self.analytics.workouts(user.id, &workouts))
     }
 
     pub fn seal_tokens(&self, t: &TokenSet) -> Result<String> {
