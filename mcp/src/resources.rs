@@ -68,7 +68,7 @@ pub(crate) async fn list(ctx: &Ctx<'_>) -> Result<ListResourcesResult, ErrorData
     let page = ctx
         .shared
         .store
-        .list_users(ctx.ws, None, Limit(LISTED_USERS), None)
+        .list_users(ctx.ws, None, None, Limit(LISTED_USERS), None)
         .await
         .map_err(|e| internal(e.into()))?;
     let items = page

@@ -68,7 +68,13 @@ pub async fn list(
     let after = q.cursor.as_deref().map(Cursor::decode).transpose()?;
     let page = state
         .store
-        .list_users(auth.workspace_id, q.external_id.as_deref(), limit, after)
+        .list_users(
+            auth.workspace_id,
+            q.external_id.as_deref(),
+            None,
+            limit,
+            after,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(List::from_page(page)))
 }

@@ -94,19 +94,13 @@ pub trait Store: notify::NotifyStore + Send + Sync + 'static {
     /// Creates the user, or returns the existing one with the same `external_id` (false).
     async fn create_user(&self, ws: WorkspaceId, user: &NewUser) -> Result<(User, bool)>;
     async fn user(&self, ws: WorkspaceId, id: UserId) -> Result<Option<User>>;
+    /// The workspace's users, oldest first; `external_id` matches exactly, `search` matches
+    /// users whose external id, display name or email contains it (case-insensitive).
     async fn list_users(
         &self,
         ws: WorkspaceId,
         external_id: Option<&str>,
-        limit: Limit,
-        after: Option<Cursor>,
-    ) -> Result<Page<User>>;
-    /// Users whose external id, display name or email contains `text` (case-insensitive),
-    /// oldest first.
-    async fn search_users(
-        &self,
-        ws: WorkspaceId,
-        text: &str,
+        search: Option<&str>,
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<User>>;

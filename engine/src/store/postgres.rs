@@ -598,12 +598,16 @@ impl Store for PgStore {
         &self,
         ws: WorkspaceId,
         external_id: Option<&str>,
+        search: Option<&str>,
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<User>> {
         let rows = sqlx::query(
             "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
              WHERE workspace_id = $1 AND ($2::text IS NULL OR external_id = $2) AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+               AND ($6::text IS NULL OR strpos(lower(external_id), lower($6)) > 0
+                    OR strpos(lower(coalesce(display_name, '')), lower($6)) > 0
+                    OR strpos(lower(coalesce(email, '')), lower($6)) > 0)
              ORDER BY created_at, id LIMIT $5",
         )
         .bind(ws)
@@ -611,39 +615,7 @@ impl Store for PgStore {
         .bind(after.map(|c| c.at))
         .bind(after.map(|c| c.id))
         .bind(limit.0 as i64 + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(Self::user_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, limit, |u| Cursor {
-            at: u.created_at,
-            id: u.id,
-        }))
-    }
-
-    async fn search_users(
-        &self,
-        ws: WorkspaceId,
-        text: &str,
-        limit: Limit,
-        after: Option<Cursor>,
-    ) -> Result<Page<User>> {
-        let rows = sqlx::query(
-            "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
-             WHERE workspace_id = $1
-               AND (strpos(lower(external_id), lower($2)) > 0
-                    OR strpos(lower(coalesce(display_name, '')), lower($2)) > 0
-                    OR strpos(lower(coalesce(email, '')), lower($2)) > 0)
-               AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
-             ORDER BY created_at, id LIMIT $5",
-        )
-        .bind(ws)
-        .bind(text)
-        .bind(after.map(|c| c.at))
-        .bind(after.map(|c| c.id))
-        .bind(limit.0 as i64 + 1)
+        .bind(search)
         .fetch_all(&self.pool)
         .await?;
         let items = rows

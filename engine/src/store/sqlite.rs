@@ -697,6 +697,7 @@ impl Store for SqliteStore {
         &self,
         ws: WorkspaceId,
         external_id: Option<&str>,
+        search: Option<&str>,
         limit: Limit,
         after: Option<Cursor>,
     ) -> Result<Page<User>> {
@@ -706,6 +707,9 @@ impl Store for SqliteStore {
         let rows = sqlx::query(
             "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
              WHERE workspace_id = $1 AND ($2 IS NULL OR external_id = $2) AND (created_at, id) > ($3, $4)
+               AND ($6 IS NULL OR instr(lower(external_id), lower($6)) > 0
+                    OR instr(lower(coalesce(display_name, '')), lower($6)) > 0
+                    OR instr(lower(coalesce(email, '')), lower($6)) > 0)
              ORDER BY created_at, id LIMIT $5",
         )
         .bind(ws)
@@ -713,42 +717,7 @@ impl Store for SqliteStore {
         .bind(at)
         .bind(id)
         .bind(limit.0 as i64 + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows
-            .iter()
-            .map(Self::user_row)
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, limit, |u| Cursor {
-            at: u.created_at,
-            id: u.id,
-        }))
-    }
-
-    async fn search_users(
-        &self,
-        ws: WorkspaceId,
-        text: &str,
-        limit: Limit,
-        after: Option<Cursor>,
-    ) -> Result<Page<User>> {
-        let (at, id) = after
-            .map(|c| (micros(c.at), c.id))
-            .unwrap_or((i64::MIN, uuid::Uuid::nil()));
-        let rows = sqlx::query(
-            "SELECT id, workspace_id, external_id, email, display_name, timezone, metadata, created_at, updated_at FROM users
-             WHERE workspace_id = $1
-               AND (instr(lower(external_id), lower($2)) > 0
-                    OR instr(lower(coalesce(display_name, '')), lower($2)) > 0
-                    OR instr(lower(coalesce(email, '')), lower($2)) > 0)
-               AND (created_at, id) > ($3, $4)
-             ORDER BY created_at, id LIMIT $5",
-        )
-        .bind(ws)
-        .bind(text)
-        .bind(at)
-        .bind(id)
-        .bind(limit.0 as i64 + 1)
+        .bind(search)
         .fetch_all(&self.pool)
         .await?;
         let items = rows

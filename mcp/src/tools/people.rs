@@ -36,10 +36,8 @@ pub async fn list_users(ctx: &Ctx<'_>, a: ListUsersArgs) -> Result<Rows, ToolErr
         })
         .transpose()?;
     let store = ctx.shared.store.as_ref();
-    let page = match a.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        Some(text) => store.search_users(ctx.ws, text, limit, after).await?,
-        None => store.list_users(ctx.ws, None, limit, after).await?,
-    };
+    let search = a.search.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let page = store.list_users(ctx.ws, None, search, limit, after).await?;
     Ok(Rows {
         data: to_values(&page.items)?,
         truncated: page.next.is_some(),
