@@ -13,10 +13,10 @@
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
-//! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, and
-//!   the changes worth announcing on the bus.
-//! - [`reconcile`]: the first flush after a start — only the rows that differ from the stored
-//!   tables are written, and the differences announced.
+//! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, as
+//!   they are now and as they were.
+//! - [`reconcile`]: what a flush writes and announces (the rows that differ, one set of rules),
+//!   and the first flush after a start against the stored tables.
 //! - [`view`]: the outputs accumulated and consolidated, with the epoch they reflect.
 //! - [`sink`]: `Analytics` — pipeline + view + hydration from the store + the materializer,
 //!   behind the engine's `AnalyticsSink` port.
