@@ -108,7 +108,7 @@ impl Application {
         let analytics = vitasync_dataflow::Analytics::start(config.dataflow_threads())
             .map_err(|e| anyhow::anyhow!("starting the analytics dataflow: {e}"))?;
         analytics
-            .hydrate(store.as_ref())
+            .hydrate(store.clone())
             .await
             .context("hydrating the analytics")?;
         let bus = Bus::new();

@@ -8,6 +8,7 @@
 //! `Output::Done(epoch)`. Deltas of an epoch always precede its `Done`, so a consumer that
 //! applies deltas until `Done(e)` holds exactly the state as of epoch `e`.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -23,25 +24,44 @@ pub type PriorityDelta = (UserKey, ProviderPriority, isize);
 /// A user's workout entering (+1) or leaving (−1) the pipeline.
 pub type WorkoutDelta = (UserKey, WorkoutRow, isize);
 
-/// Everything one epoch changes.
+/// Everything one epoch changes. Callers set the samples, priorities and workouts (and the
+/// rows of the users [`Dataflow::needs_rows`] names); the horizon fills in the rest.
 #[derive(Debug, Default)]
 pub struct Batch {
     pub samples: Vec<SampleDelta>,
     pub priorities: Vec<PriorityDelta>,
     pub workouts: Vec<WorkoutDelta>,
+    /// Every current row of each user whose archived dates this batch changes.
+    pub archive_rows: HashMap<UserKey, Vec<SampleRow>>,
+    /// Users' boundaries entering (+1) or leaving (−1).
+    pub boundaries: Vec<(UserKey, Day, isize)>,
+    pub prefixes: Vec<((UserKey, MetricKey), Prefix, isize)>,
+    pub prefix_correlations: Vec<(UserKey, PrefixCorrelations, isize)>,
+    /// Dated rows computed in batch, replacing the user's rows on their dates.
+    pub archived: Vec<ArchivedDates>,
 }
+use crate::horizon::{Horizon, HorizonConfig};
+use crate::model::{
+    ArchivedDates, Day, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleRow,
+};
 use crate::pipeline::{self, Epoch, Output};
 
 enum Command {
-    Apply { epoch: Epoch, batch: Batch },
+    Apply { epoch: Epoch, batch: Box<Batch> },
     Advance(Epoch),
     Shutdown,
+}
+
+/// The next epoch and the horizon, changed together so batches are routed in epoch order.
+struct Clock {
+    next: Epoch,
+    horizon: Option<Horizon>,
 }
 
 pub struct Dataflow {
     commands: Vec<Sender<Command>>,
     outputs: Receiver<Output>,
-    next_epoch: Mutex<Epoch>,
+    clock: Mutex<Clock>,
     runner: Option<JoinHandle<()>>,
 }
 
@@ -51,8 +71,18 @@ impl Dataflow {
         Self::start_at(workers, 1)
     }
 
-    /// Starts `workers` timely workers whose first epoch is `first` (at least 1).
+    /// Starts `workers` timely workers whose first epoch is `first` (at least 1), with the
+    /// default horizon.
     pub fn start_at(workers: usize, first: Epoch) -> Result<Self, String> {
+        Self::start_with(workers, first, Some(HorizonConfig::default()))
+    }
+
+    /// Starts the workers with `horizon` (None: the dataflow holds every date).
+    pub fn start_with(
+        workers: usize,
+        first: Epoch,
+        horizon: Option<HorizonConfig>,
+    ) -> Result<Self, String> {
         let first = first.max(1);
         let workers = workers.max(1);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
@@ -70,38 +100,39 @@ impl Dataflow {
                 .take()
                 .expect("each worker takes its own command channel");
             let sink = out_tx.clone();
-            let pipeline::Inputs {
-                samples: mut input,
-                priorities: mut priority_input,
-                workouts: mut workout_input,
-                probe,
-            } = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
-            input.advance_to(first);
-            input.flush();
-            priority_input.advance_to(first);
-            priority_input.flush();
-            workout_input.advance_to(first);
-            workout_input.flush();
+            let mut inputs = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
+            inputs.advance_to(first);
+            let probe = inputs.probe.clone();
             loop {
                 match rx.recv_timeout(Duration::from_millis(5)) {
                     Ok(Command::Apply { epoch, batch }) => {
+                        let batch = *batch;
+                        // Worker 0 alone receives commands, so its archive outputs follow the
+                        // previous epoch's `Done` and precede this one's.
+                        for a in batch.archived {
+                            let _ = out_tx.send(Output::Delta(epoch, OutputDelta::Archived(a)));
+                        }
                         for d in batch.samples {
-                            input.update_at(d.row, epoch, d.diff);
+                            inputs.samples.update_at(d.row, epoch, d.diff);
                         }
                         for (user, priority, diff) in batch.priorities {
-                            priority_input.update_at((user, priority), epoch, diff);
+                            inputs.priorities.update_at((user, priority), epoch, diff);
                         }
                         for (user, workout, diff) in batch.workouts {
-                            workout_input.update_at((user, workout), epoch, diff);
+                            inputs.workouts.update_at((user, workout), epoch, diff);
+                        }
+                        for (user, day, diff) in batch.boundaries {
+                            inputs.boundaries.update_at((user, day), epoch, diff);
+                        }
+                        for (key, prefix, diff) in batch.prefixes {
+                            inputs.prefixes.update_at((key, prefix), epoch, diff);
+                        }
+                        for (user, c, diff) in batch.prefix_correlations {
+                            inputs.prefix_correlations.update_at((user, c), epoch, diff);
                         }
                     }
                     Ok(Command::Advance(next)) => {
-                        input.advance_to(next);
-                        input.flush();
-                        priority_input.advance_to(next);
-                        priority_input.flush();
-                        workout_input.advance_to(next);
-                        workout_input.flush();
+                        inputs.advance_to(next);
                         worker.step_or_park_while(Some(Duration::from_millis(1)), || {
                             probe.less_than(&next)
                         });
@@ -125,7 +156,10 @@ impl Dataflow {
         Ok(Dataflow {
             commands,
             outputs: out_rx,
-            next_epoch: Mutex::new(first),
+            clock: Mutex::new(Clock {
+                next: first,
+                horizon: horizon.map(Horizon::new),
+            }),
             runner: Some(runner),
         })
     }
@@ -140,20 +174,55 @@ impl Dataflow {
         self.apply_batch(Batch {
             samples: deltas,
             priorities,
-            workouts: Vec::new(),
+            ..Batch::default()
         })
     }
 
     /// Applies everything in `batch` as one epoch and returns that epoch.
     pub fn apply_batch(&self, batch: Batch) -> Epoch {
-        let mut next = self.next_epoch.lock().expect("epoch lock");
-        let epoch = *next;
-        *next += 1;
-        let _ = self.commands[0].send(Command::Apply { epoch, batch });
+        let mut clock = self.clock.lock().expect("epoch lock");
+        let epoch = clock.next;
+        clock.next += 1;
+        let batch = match clock.horizon.as_mut() {
+            Some(h) => h.route(batch),
+            None => batch,
+        };
+        let _ = self.commands[0].send(Command::Apply {
+            epoch,
+            batch: Box::new(batch),
+        });
         for c in &self.commands {
             let _ = c.send(Command::Advance(epoch + 1));
         }
         epoch
+    }
+
+    /// The users whose archived dates `batch` would change: pass their full rows in
+    /// [`Batch::archive_rows`].
+    pub fn needs_rows(&self, batch: &Batch) -> Vec<UserKey> {
+        let clock = self.clock.lock().expect("epoch lock");
+        clock
+            .horizon
+            .as_ref()
+            .map(|h| h.needs_rows(batch))
+            .unwrap_or_default()
+    }
+
+    /// The first date of `user` whose samples the dataflow holds (None: all of them).
+    pub fn held_from(&self, user: UserKey) -> Option<Day> {
+        let clock = self.clock.lock().expect("epoch lock");
+        clock.horizon.as_ref()?.held_from(user)
+    }
+
+    /// How many samples the dataflow holds.
+    pub fn held_samples(&self) -> Option<usize> {
+        let clock = self.clock.lock().expect("epoch lock");
+        clock.horizon.as_ref().map(|h| h.held_samples())
+    }
+
+    /// The epoch the next batch will get.
+    pub fn next_epoch(&self) -> Epoch {
+        self.clock.lock().expect("epoch lock").next
     }
 
     /// The output stream (deltas, then the epoch's `Done`).

@@ -12,6 +12,8 @@
 //!   series, trailing windows, per-user correlations, scores; workouts → per-activity records).
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
+//! - [`horizon`]: which dates the dataflow holds per user (a boundary trailing their latest
+//!   date, plus the windows' reach) and the batch archive of the dates before it.
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
 //! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, as
 //!   they are now and as they were.
@@ -25,6 +27,7 @@
 
 pub mod corr;
 pub mod handle;
+pub mod horizon;
 pub mod materialize;
 pub mod model;
 pub mod oracle;

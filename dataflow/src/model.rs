@@ -224,6 +224,38 @@ pub enum ScoreInput {
 /// The HRV reference window (HRV4Training's "normal range" over the past 60 days).
 pub const HRV_REFERENCE_WINDOW: Day = 60;
 
+/// What the analytics of a user's dates before their horizon boundary contribute to one
+/// (user, metric) series: the best daily value among those dates, and the baselines of the
+/// windows ending at the series' latest date before the boundary. Computed in batch; the
+/// series uses them only where the dataflow's own values cannot stand in (see `pipeline`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Prefix {
+    /// The user's boundary: every date before it is archived.
+    pub below: Day,
+    pub record: Option<Record>,
+    pub baselines: Vec<(u32, Baseline)>,
+}
+
+/// The significant correlations of a user's dates before their boundary, over the 90 dates
+/// ending at the latest of them; they are the user's correlations while no date at or after
+/// the boundary has a value.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PrefixCorrelations {
+    pub below: Day,
+    pub rows: Vec<(MetricKey, MetricKey, u8, Correlation)>,
+}
+
+/// The dated outputs of one user over `[from, below)`, computed in batch: they replace
+/// whatever the user's rows on those dates were.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ArchivedDates {
+    pub user: UserKey,
+    pub from: Day,
+    pub below: Day,
+    pub anomalies: Vec<((MetricKey, Day), Vec<Anomaly>)>,
+    pub scores: Vec<(Day, Scores)>,
+}
+
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
@@ -277,6 +309,10 @@ pub enum OutputDelta {
         correlation: Correlation,
         diff: isize,
     },
+    /// The user's dated outputs before a boundary, computed in batch. Applied after the
+    /// epoch's other deltas: it replaces the rows of its dates, which the dataflow stops
+    /// producing (or retracts) in the same epoch.
+    Archived(ArchivedDates),
 }
 
 /// A workout as the records see it: its activity type, local date, and what it measured

@@ -24,7 +24,8 @@ use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
     ANOMALY_WINDOW, CORRELATION_WINDOW, Daily, Day, Fixed, HRV_REFERENCE_WINDOW, MetricKey,
-    OutputDelta, SampleRow, ScoreInput, UserKey, WINDOWS, WorkoutRow, metric_key,
+    OutputDelta, Prefix, PrefixCorrelations, SampleRow, ScoreInput, UserKey, WINDOWS, WorkoutRow,
+    metric_key,
 };
 use crate::stats;
 use vitasync_engine::catalogue::ProviderPriority;
@@ -42,6 +43,40 @@ pub enum Output {
 /// Where the pipeline's outputs go; completion markers travel on the same channel, behind the
 /// deltas they complete.
 pub type OutputSink = Sender<Output>;
+
+/// What the per-series reduce reads: the held daily values, and the batch-computed prefix
+/// when the user has archived dates.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+enum SeriesIn {
+    Value(Day, Fixed),
+    Prefix(Prefix),
+}
+
+/// What the per-user correlation reduce reads.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+enum UserIn {
+    Value(Day, MetricKey, Fixed),
+    Prefix(PrefixCorrelations),
+}
+
+/// Keeps the dated rows of each user on or after the user's boundary (all of them for users
+/// without one). The dataflow holds some dates before the boundary as context for the windows
+/// of the dates after it; their own rows are the archive's.
+fn on_or_after_boundary<'s, V>(
+    rows: VecCollection<'s, Epoch, (UserKey, (Day, V))>,
+    boundaries: &VecCollection<'s, Epoch, (UserKey, Day)>,
+) -> VecCollection<'s, Epoch, (UserKey, (Day, V))>
+where
+    V: differential_dataflow::ExchangeData + Clone,
+{
+    let bounded = rows
+        .clone()
+        .join_map(boundaries.clone(), |u, (d, v), b| (*u, *d, *b, v.clone()))
+        .filter(|(_, d, b, _)| d >= b)
+        .map(|(u, d, _, v)| (u, (d, v)));
+    let unbounded = rows.antijoin(boundaries.clone().map(|(u, _)| u));
+    bounded.concat(unbounded)
+}
 
 /// What the per-series reduce produces.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -150,7 +185,31 @@ pub struct Inputs {
     pub priorities: InputSession<Epoch, (UserKey, ProviderPriority), isize>,
     /// Each user's workouts (from the stored events).
     pub workouts: InputSession<Epoch, (UserKey, WorkoutRow), isize>,
+    /// Each archived user's boundary: dates before it are the archive's (see `horizon`).
+    pub boundaries: InputSession<Epoch, (UserKey, Day), isize>,
+    /// Per (user, metric) with archived values: what they contribute to the series.
+    pub prefixes: InputSession<Epoch, ((UserKey, MetricKey), Prefix), isize>,
+    /// Per user with archived values: the correlations of the archived dates.
+    pub prefix_correlations: InputSession<Epoch, (UserKey, PrefixCorrelations), isize>,
     pub probe: ProbeHandle<Epoch>,
+}
+
+impl Inputs {
+    /// Advances every input to `epoch` and sends what they hold.
+    pub fn advance_to(&mut self, epoch: Epoch) {
+        self.samples.advance_to(epoch);
+        self.samples.flush();
+        self.priorities.advance_to(epoch);
+        self.priorities.flush();
+        self.workouts.advance_to(epoch);
+        self.workouts.flush();
+        self.boundaries.advance_to(epoch);
+        self.boundaries.flush();
+        self.prefixes.advance_to(epoch);
+        self.prefixes.flush();
+        self.prefix_correlations.advance_to(epoch);
+        self.prefix_correlations.flush();
+    }
 }
 
 /// Builds the pipeline in `scope`.
@@ -158,6 +217,10 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let (input, samples) = scope.new_collection::<SampleRow, isize>();
     let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
     let (workout_input, workouts) = scope.new_collection::<(UserKey, WorkoutRow), isize>();
+    let (boundary_input, boundaries) = scope.new_collection::<(UserKey, Day), isize>();
+    let (prefix_input, prefixes) = scope.new_collection::<((UserKey, MetricKey), Prefix), isize>();
+    let (prefix_corr_input, prefix_correlations) =
+        scope.new_collection::<(UserKey, PrefixCorrelations), isize>();
     let probe = ProbeHandle::new();
 
     // Per (user, activity type): the longest workout by distance and by duration.
@@ -261,19 +324,33 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     // Correlations over the 90 dates ending at the user's latest date (any metric), one reduce
     // per user: the user's values are held once, where pairing them by joins held every pair.
     let correlation_out = sink.clone();
+    // A user with archived dates has their window inside the held dates as long as some date
+    // on or after the boundary has a value; otherwise the archive's correlations stand.
     values
         .clone()
-        .map(|((u, m, d), v)| (u, (d, m, v)))
-        .reduce(
-            |_u: &UserKey, input: &[(&(Day, MetricKey, Fixed), isize)], output| {
-                let vals: Vec<(Day, MetricKey, Fixed)> = input
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(x, _)| **x)
-                    .collect();
-                user_correlations(&vals, output);
-            },
-        )
+        .map(|((u, m, d), v)| (u, UserIn::Value(d, m, v)))
+        .concat(prefix_correlations.map(|(u, p)| (u, UserIn::Prefix(p))))
+        .reduce(|_u: &UserKey, input: &[(&UserIn, isize)], output| {
+            let mut vals: Vec<(Day, MetricKey, Fixed)> = Vec::with_capacity(input.len());
+            let mut prefix = None;
+            for (x, n) in input {
+                if *n <= 0 {
+                    continue;
+                }
+                match x {
+                    UserIn::Value(d, m, v) => vals.push((*d, *m, *v)),
+                    UserIn::Prefix(p) => prefix = Some(p),
+                }
+            }
+            match prefix {
+                Some(p) if vals.last().is_none_or(|(d, _, _)| *d < p.below) => {
+                    for (a, b, lag, c) in &p.rows {
+                        output.push(((*a, *b, *lag, c.clone()), 1));
+                    }
+                }
+                _ => user_correlations(&vals, output),
+            }
+        })
         .map(|(u, (a, b, lag, c))| ((u, a, b, lag), c))
         .inspect(move |(((u, a, b, lag), c), t, diff)| {
             let _ = correlation_out.send(Output::Delta(
@@ -294,21 +371,44 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     // personal record, from one arrangement of the series.
     let series = values
         .clone()
-        .map(|((u, m, d), v)| ((u, m), (d, v)))
+        .map(|((u, m, d), v)| ((u, m), SeriesIn::Value(d, v)))
+        .concat(prefixes.map(|(k, p)| (k, SeriesIn::Prefix(p))))
         .reduce(
-            |key: &(UserKey, MetricKey), input: &[(&(Day, Fixed), isize)], output| {
-                let vals: Vec<(Day, Fixed)> = input
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(dv, _)| **dv)
-                    .collect();
-                let Some(&(last, _)) = vals.last() else {
+            |key: &(UserKey, MetricKey), input: &[(&SeriesIn, isize)], output| {
+                let mut vals: Vec<(Day, Fixed)> = Vec::with_capacity(input.len());
+                let mut prefix = None;
+                for (x, n) in input {
+                    if *n <= 0 {
+                        continue;
+                    }
+                    match x {
+                        SeriesIn::Value(d, v) => vals.push((*d, *v)),
+                        SeriesIn::Prefix(p) => prefix = Some(p),
+                    }
+                }
+                // The windows end at the latest date; when it is on or after the boundary they
+                // lie within the held dates, otherwise the archive computed them.
+                let held_last = vals
+                    .last()
+                    .map(|(d, _)| *d)
+                    .filter(|last| prefix.is_none_or(|p| *last >= p.below));
+                if let Some(last) = held_last {
+                    for w in WINDOWS {
+                        let from = vals.partition_point(|(d, _)| *d <= last - w as Day);
+                        let b = stats::baseline(last, &vals[from..]);
+                        output.push((SeriesOut::Baseline(w, b), 1isize));
+                    }
+                } else if let Some(p) = prefix {
+                    for (w, b) in &p.baselines {
+                        output.push((SeriesOut::Baseline(*w, b.clone()), 1isize));
+                    }
+                } else {
                     return;
-                };
-                for w in WINDOWS {
-                    let from = vals.partition_point(|(d, _)| *d <= last - w as Day);
-                    let b = stats::baseline(last, &vals[from..]);
-                    output.push((SeriesOut::Baseline(w, b), 1isize));
+                }
+                // The best archived value competes with the held ones (dates both hold count
+                // once either way: the best is the same).
+                if let Some(r) = prefix.and_then(|p| p.record.clone()) {
+                    vals.push((r.day, r.value));
                 }
                 if let Some(r) = stats::record(key.1, &vals) {
                     output.push((SeriesOut::Record(r), 1isize));
@@ -373,7 +473,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let hrv_refs = trailing(hrv_values, HRV_REFERENCE_WINDOW, stats::hrv_reference)
         .map(|((u, _, d), (_, (mean, sd)))| ((u, d), ScoreInput::HrvReference(mean, sd)));
     let scores_out = sink.clone();
-    day_inputs
+    let scores = day_inputs
         .concat(rhr_refs)
         .concat(hrv_refs)
         .reduce(
@@ -388,7 +488,9 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
                 }
             },
         )
-        .inspect(move |(((u, d), s), t, diff)| {
+        .map(|((u, d), s)| (u, (d, s)));
+    on_or_after_boundary(scores, &boundaries)
+        .inspect(move |((u, (d, s)), t, diff)| {
             let _ = scores_out.send(Output::Delta(
                 *t,
                 OutputDelta::Scores {
@@ -402,10 +504,12 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
         .probe_with(&probe);
 
     let anomaly_out = sink.clone();
-    windowed
+    let anomalies = windowed
         .concat(clinical)
         .concat(sustained)
-        .inspect(move |(((u, m, d), a), t, diff)| {
+        .map(|((u, m, d), a)| (u, (d, (m, a))));
+    on_or_after_boundary(anomalies, &boundaries)
+        .inspect(move |((u, (d, (m, a))), t, diff)| {
             let _ = anomaly_out.send(Output::Delta(
                 *t,
                 OutputDelta::Anomaly {
@@ -441,6 +545,9 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
         samples: input,
         priorities: priority_input,
         workouts: workout_input,
+        boundaries: boundary_input,
+        prefixes: prefix_input,
+        prefix_correlations: prefix_corr_input,
         probe,
     }
 }

@@ -14,7 +14,7 @@ use vitasync_engine::domain::{Event, EventType, SampleChange, UserId, WorkspaceI
 use vitasync_engine::store::{DynStore, Store};
 
 use crate::handle::{Batch, Dataflow};
-use crate::model::{SampleDelta, SampleRow, WorkoutRow, day_of, metric_key, to_fixed};
+use crate::model::{SampleDelta, SampleRow, UserKey, WorkoutRow, day_of, metric_key, to_fixed};
 use crate::pipeline::Output;
 use crate::view::View;
 
@@ -22,15 +22,18 @@ use crate::view::View;
 const HYDRATION_PAGE: u32 = 20_000;
 
 pub struct Analytics {
-    flow: Dataflow,
+    flow: Arc<Dataflow>,
     view: Arc<View>,
     /// The epoch the view reflects (advanced by the view thread).
     viewed: tokio::sync::watch::Receiver<Epoch>,
     /// The epoch the analytics tables reflect (advanced by the materializer).
     materialized: tokio::sync::watch::Sender<Epoch>,
-    /// Which provider priority each user's days are sourced by. Held while an epoch is handed
-    /// to the pipeline, so the users announced to it and their priorities change in epoch order.
-    sources: std::sync::Mutex<Sources>,
+    /// Which provider priority each user's days are sourced by, and the epochs waiting for
+    /// stored rows. Held while an epoch is numbered and handed over, so the users announced to
+    /// the pipeline and their priorities change in epoch order.
+    sources: Arc<std::sync::Mutex<Sources>>,
+    /// Where the rows of users whose archived dates change are read (set by `hydrate`).
+    store: std::sync::OnceLock<DynStore>,
     /// Set once the first flush has reconciled the tables with the hydrated analytics.
     reconciled: std::sync::OnceLock<Reconciled>,
     /// The last epoch of hydration (0 before it, or when there was nothing to hydrate).
@@ -63,9 +66,12 @@ fn users_of(writes: &[AnalyticsWrite]) -> Vec<uuid::Uuid> {
 }
 
 /// The provider priorities the pipeline knows: per workspace, and which workspace each user
-/// announced to the pipeline belongs to.
-#[derive(Default)]
+/// announced to the pipeline belongs to; and the epochs numbered but not yet handed over.
 struct Sources {
+    next: Epoch,
+    /// Some while a task reads stored rows for an epoch that needs them: later epochs queue
+    /// behind it, so the pipeline receives them in order.
+    backlog: Option<std::collections::VecDeque<(Epoch, Batch)>>,
     by_workspace: HashMap<WorkspaceId, ProviderPriority>,
     users: HashMap<UserId, WorkspaceId>,
     /// The workouts handed to the pipeline, per user, so a refresh sends only the difference.
@@ -119,7 +125,8 @@ impl Analytics {
             .num_microseconds()
             .unwrap_or(1)
             .max(1) as Epoch;
-        let flow = Dataflow::start_at(workers, first)?;
+        let flow = Arc::new(Dataflow::start_at(workers, first)?);
+        let next = flow.next_epoch();
         let view = Arc::new(View::default());
         let outputs = flow.outputs().clone();
         let sink = view.clone();
@@ -143,7 +150,14 @@ impl Analytics {
             view,
             viewed,
             materialized: tokio::sync::watch::channel(0).0,
-            sources: Default::default(),
+            sources: Arc::new(std::sync::Mutex::new(Sources {
+                next,
+                backlog: None,
+                by_workspace: HashMap::new(),
+                users: HashMap::new(),
+                workouts: HashMap::new(),
+            })),
+            store: std::sync::OnceLock::new(),
             reconciled: std::sync::OnceLock::new(),
             hydrated: std::sync::atomic::AtomicU64::new(0),
         }))
@@ -151,6 +165,16 @@ impl Analytics {
 
     pub fn view(&self) -> &View {
         &self.view
+    }
+
+    /// Waits (without blocking the runtime) until the view reflects `epoch`; false after
+    /// `timeout`.
+    pub async fn viewed(&self, epoch: Epoch, timeout: std::time::Duration) -> bool {
+        let mut viewed = self.viewed.clone();
+        matches!(
+            tokio::time::timeout(timeout, viewed.wait_for(|e| *e >= epoch)).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The epoch the analytics tables reflect; readers wait on it for their own writes.
@@ -254,39 +278,86 @@ impl Analytics {
         self.reconciled.get().copied()
     }
 
-    /// Feeds every user's provider priority and every stored sample into the pipeline (before
-    /// any writer runs), logging progress.
-    pub async fn hydrate(&self, store: &dyn Store) -> vitasync_engine::Result<Hydrated> {
+    /// Numbers `batch` as the next epoch and hands it to the pipeline. A batch that changes
+    /// users' archived dates (see [`crate::horizon`]) needs their stored rows: it waits, with
+    /// every later batch queued behind it, for a task that reads them.
+    fn submit(&self, sources: &mut Sources, batch: Batch) -> Epoch {
+        let epoch = sources.next;
+        sources.next += 1;
+        if let Some(backlog) = sources.backlog.as_mut() {
+            backlog.push_back((epoch, batch));
+            return epoch;
+        }
+        let runtime = tokio::runtime::Handle::try_current();
+        let store = self.store.get();
+        let needs_rows = !self.flow.needs_rows(&batch).is_empty();
+        match (needs_rows, store, runtime) {
+            (true, Some(store), Ok(runtime)) => {
+                sources.backlog = Some([(epoch, batch)].into());
+                runtime.spawn(drain(
+                    self.flow.clone(),
+                    self.sources.clone(),
+                    store.clone(),
+                ));
+            }
+            _ => {
+                let applied = self.flow.apply_batch(batch);
+                debug_assert_eq!(applied, epoch, "epochs reach the pipeline in order");
+            }
+        }
+        epoch
+    }
+
+    /// Feeds every user's provider priority, samples and workouts into the pipeline (before
+    /// any writer runs), user by user so each user's dates before their horizon are archived
+    /// as they arrive; logs progress and returns once the pipeline holds all of it. `store` is
+    /// also where later changes to archived dates read a user's rows.
+    pub async fn hydrate(&self, store: DynStore) -> vitasync_engine::Result<Hydrated> {
         let started = Instant::now();
+        let _ = self.store.set(store.clone());
         let known = store.user_priorities().await?;
         let mut epoch = 0;
         if !known.is_empty() {
             let mut sources = self.sources.lock().expect("sources");
             let mut announce = Vec::with_capacity(known.len());
-            for (user, workspace, priority) in known {
-                let priority = ProviderPriority(priority);
-                sources.by_workspace.insert(workspace, priority.clone());
-                sources.users.insert(user, workspace);
+            for (user, workspace, priority) in &known {
+                let priority = ProviderPriority(priority.clone());
+                sources.by_workspace.insert(*workspace, priority.clone());
+                sources.users.insert(*user, *workspace);
                 announce.push((user.as_u128(), priority, 1));
             }
-            epoch = self.flow.apply_with(Vec::new(), announce);
+            epoch = self.submit(
+                &mut sources,
+                Batch {
+                    priorities: announce,
+                    ..Batch::default()
+                },
+            );
         }
-        let mut after = None;
         let mut samples = 0;
-        loop {
-            let page = store
-                .scan_samples(None, None, after, HYDRATION_PAGE)
-                .await?;
-            let Some((last, _)) = page.last() else {
-                break;
-            };
-            after = Some(*last);
-            samples += page.len();
-            let changes: Vec<SampleChange> = page.into_iter().map(|(_, c)| c).collect();
-            // Every user with samples was announced above.
-            epoch = self.feed(None, &changes);
-            if samples % 200_000 < HYDRATION_PAGE as usize {
-                tracing::info!(samples, "hydrating the analytics");
+        let mut pending: Vec<SampleChange> = Vec::new();
+        for (i, (user, _, _)) in known.iter().enumerate() {
+            let mut after = None;
+            loop {
+                let page = store
+                    .scan_samples(Some(*user), None, after, HYDRATION_PAGE)
+                    .await?;
+                let Some((last, _)) = page.last() else {
+                    break;
+                };
+                after = Some(*last);
+                samples += page.len();
+                pending.extend(page.into_iter().map(|(_, c)| c));
+            }
+            // Whole users per epoch, about a page of samples each.
+            if pending.len() >= HYDRATION_PAGE as usize || i + 1 == known.len() {
+                epoch = self.feed(None, &std::mem::take(&mut pending));
+                tracing::info!(
+                    users = i + 1,
+                    of = known.len(),
+                    samples,
+                    "hydrating the analytics"
+                );
             }
         }
         // Workouts, user by user (one indexed query each).
@@ -295,7 +366,7 @@ impl Analytics {
             let Some(user) = store.user(workspace, user_id).await? else {
                 continue;
             };
-            let events = vitasync_engine::analytics::workout_events(store, &user).await?;
+            let events = vitasync_engine::analytics::workout_events(store.as_ref(), &user).await?;
             if !events.is_empty() {
                 workouts += events.len();
                 epoch = self.workouts(user_id, &events);
@@ -303,8 +374,16 @@ impl Analytics {
         }
         self.hydrated
             .store(epoch, std::sync::atomic::Ordering::Release);
+        let mut viewed = self.viewed.clone();
+        let _ = viewed.wait_for(|e| *e >= epoch).await;
         let seconds = started.elapsed().as_secs_f64();
-        tracing::info!(samples, workouts, seconds, "analytics hydrated");
+        tracing::info!(
+            samples,
+            workouts,
+            held = self.flow.held_samples(),
+            seconds,
+            "analytics hydrated"
+        );
         Ok(Hydrated {
             samples,
             epoch,
@@ -331,12 +410,26 @@ impl Analytics {
                 announce.push((c.user_id.as_u128(), priority.clone(), 1));
             }
         }
-        self.flow.apply_with(deltas(changes), announce)
+        self.submit(
+            &mut sources,
+            Batch {
+                samples: deltas(changes),
+                priorities: announce,
+                ..Batch::default()
+            },
+        )
     }
 
     /// An empty epoch: once it is materialised, so is everything handed over before it.
     pub fn barrier(&self) -> Epoch {
-        self.flow.apply(Vec::new())
+        let mut sources = self.sources.lock().expect("sources");
+        self.submit(&mut sources, Batch::default())
+    }
+
+    /// The first date of `user` whose samples the pipeline holds (None: all of them); the
+    /// dates before are archived (see [`crate::horizon`]).
+    pub fn held_from(&self, user: UserId) -> Option<crate::model::Day> {
+        self.flow.held_from(user.as_u128())
     }
 
     /// Sources the days of `workspace`'s users by `priority` from now on: one epoch that
@@ -356,7 +449,74 @@ impl Analytics {
                 }
             }
         }
-        self.flow.apply_with(Vec::new(), changes)
+        self.submit(
+            &mut sources,
+            Batch {
+                priorities: changes,
+                ..Batch::default()
+            },
+        )
+    }
+}
+
+/// Hands the backlog to the pipeline in order, reading the stored rows each batch needs, until
+/// it is empty; then later batches go straight to the pipeline again.
+async fn drain(flow: Arc<Dataflow>, sources: Arc<std::sync::Mutex<Sources>>, store: DynStore) {
+    loop {
+        let (epoch, mut batch) = {
+            let mut s = sources.lock().expect("sources");
+            match s.backlog.as_mut().and_then(|b| b.pop_front()) {
+                Some(next) => next,
+                None => {
+                    s.backlog = None;
+                    return;
+                }
+            }
+        };
+        for user in flow.needs_rows(&batch) {
+            let mut attempt = 0;
+            loop {
+                match user_rows(store.as_ref(), user).await {
+                    Ok(rows) => {
+                        batch.archive_rows.insert(user, rows);
+                        break;
+                    }
+                    Err(e) if attempt < 3 => {
+                        attempt += 1;
+                        tracing::warn!(error = %e, attempt, "reading a user's samples failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            error = %e,
+                            user = %uuid::Uuid::from_u128(user),
+                            "reading a user's samples for their archived analytics failed"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        let applied = flow.apply_batch(batch);
+        debug_assert_eq!(applied, epoch, "epochs reach the pipeline in order");
+    }
+}
+
+/// Every stored sample of `user`, as pipeline rows.
+async fn user_rows(store: &dyn Store, user: UserKey) -> vitasync_engine::Result<Vec<SampleRow>> {
+    let user = UserId::from(uuid::Uuid::from_u128(user));
+    let mut rows = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store
+            .scan_samples(Some(user), None, after, HYDRATION_PAGE)
+            .await?;
+        let Some((last, _)) = page.last() else {
+            return Ok(rows);
+        };
+        after = Some(*last);
+        let changes: Vec<SampleChange> = page.into_iter().map(|(_, c)| c).collect();
+        rows.extend(deltas(&changes).into_iter().map(|d| d.row));
     }
 }
 
@@ -409,10 +569,13 @@ impl AnalyticsSink for Analytics {
         if !now.is_empty() {
             sources.workouts.insert(user, now);
         }
-        self.flow.apply_batch(Batch {
-            workouts: changes,
-            ..Batch::default()
-        })
+        self.submit(
+            &mut sources,
+            Batch {
+                workouts: changes,
+                ..Batch::default()
+            },
+        )
     }
 }
 

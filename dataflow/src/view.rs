@@ -1,10 +1,9 @@
 //! The pipeline's output, accumulated: every delta applied in epoch order, consolidated, and
 //! the epoch it reflects. It is what the analytics look like right now, kept beside the
-//! pipeline so a reader can wait for its own write (`wait_for`) and compare with the oracle.
+//! pipeline so the materializer can write what changed and a test can compare with the oracle.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use crate::model::OutputDelta;
 use crate::oracle::Analytics;
@@ -96,7 +95,6 @@ struct State {
 #[derive(Default)]
 pub struct View {
     state: Mutex<State>,
-    advanced: Condvar,
 }
 
 impl View {
@@ -108,7 +106,7 @@ impl View {
         let r = &mut s.rows;
         let dirty = &mut s.dirty;
         match &d {
-            OutputDelta::Daily { .. } => {}
+            OutputDelta::Daily { .. } | OutputDelta::Archived(_) => {}
             OutputDelta::Baseline {
                 user,
                 metric,
@@ -201,14 +199,56 @@ impl View {
                 record,
                 diff,
             } => add(&mut r.workout_records, (user, activity, kind), record, diff),
+            OutputDelta::Archived(a) => Self::archive(s, a),
+        }
+    }
+
+    /// Replaces the user's dated rows in `[from, below)` with the archive's.
+    fn archive(s: &mut State, a: crate::model::ArchivedDates) {
+        let r = &mut s.rows;
+        let dirty = &mut s.dirty;
+        let u = a.user;
+        let anomaly_keys: Vec<(u128, u16, i32)> = r
+            .anomalies
+            .range((u, u16::MIN, i32::MIN)..=(u, u16::MAX, i32::MAX))
+            .map(|(k, _)| *k)
+            .filter(|(_, _, d)| (a.from..a.below).contains(d))
+            .chain(a.anomalies.iter().map(|((m, d), _)| (u, *m, *d)))
+            .collect();
+        for key in anomaly_keys {
+            dirty
+                .anomalies
+                .entry(key)
+                .or_insert_with(|| live_all(&r.anomalies, &key).into_iter().cloned().collect());
+            r.anomalies.remove(&key);
+        }
+        for ((m, d), found) in a.anomalies {
+            r.anomalies
+                .insert((u, m, d), found.into_iter().map(|x| (x, 1)).collect());
+        }
+        let score_keys: Vec<(u128, i32)> = r
+            .scores
+            .range((u, a.from)..(u, a.below))
+            .map(|(k, _)| *k)
+            .chain(a.scores.iter().map(|(d, _)| (u, *d)))
+            .collect();
+        for key in score_keys {
+            touch(&mut dirty.scores, &r.scores, key);
+            r.scores.remove(&key);
+        }
+        for (d, scores) in a.scores {
+            r.scores.insert((u, d), [(scores, 1)].into_iter().collect());
         }
     }
 
     /// Every delta up to `epoch` has arrived: apply them as one step.
     pub fn done(&self, epoch: Epoch) {
         let mut s = self.state.lock().expect("view lock");
-        let pending = std::mem::take(&mut s.pending);
-        for d in pending {
+        // An archive replaces its dates' rows after the epoch's retractions of them.
+        let (archived, pending): (Vec<_>, Vec<_>) = std::mem::take(&mut s.pending)
+            .into_iter()
+            .partition(|d| matches!(d, OutputDelta::Archived(_)));
+        for d in pending.into_iter().chain(archived) {
             Self::apply_now(&mut s, d);
         }
         let r = &mut s.rows;
@@ -220,22 +260,11 @@ impl View {
         tidy(&mut r.records);
         tidy(&mut r.workout_records);
         s.epoch = s.epoch.max(epoch);
-        self.advanced.notify_all();
     }
 
     /// The latest epoch fully reflected.
     pub fn epoch(&self) -> Epoch {
         self.state.lock().expect("view lock").epoch
-    }
-
-    /// Blocks until the view reflects `epoch` or `timeout` passes; true when it does.
-    pub fn wait_for(&self, epoch: Epoch, timeout: Duration) -> bool {
-        let s = self.state.lock().expect("view lock");
-        let (s, _) = self
-            .advanced
-            .wait_timeout_while(s, timeout, |s| s.epoch < epoch)
-            .expect("view lock");
-        s.epoch >= epoch
     }
 
     /// The keys changed since the last call, with the epoch the view reflects and read access

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use vitasync_dataflow::handle::Batch;
+use vitasync_dataflow::horizon::HorizonConfig;
 use vitasync_dataflow::model::{
-    Anomaly, Baseline, Correlation, Daily, Day, MetricKey, OutputDelta, Record, SampleDelta,
-    SampleRow, Scores, UserKey, WorkoutKind, WorkoutRow, metric_key, to_fixed,
+    Anomaly, ArchivedDates, Baseline, Correlation, Daily, Day, MetricKey, OutputDelta, Record,
+    SampleDelta, SampleRow, Scores, UserKey, WorkoutKind, WorkoutRow, metric_key, to_fixed,
 };
 use vitasync_dataflow::{Dataflow, Output, oracle};
 use vitasync_engine::catalogue::ProviderPriority;
@@ -119,6 +120,8 @@ type Identity = (UserKey, MetricKey, String, i64);
 /// Accumulated output rows: every key must end with exactly one row of diff +1.
 #[derive(Default)]
 struct Materialised {
+    /// Archived rows of the epoch in progress: applied after its other deltas.
+    archived: Vec<ArchivedDates>,
     daily: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Daily, isize>>,
     baselines: BTreeMap<(UserKey, MetricKey, u32), BTreeMap<Baseline, isize>>,
     anomalies: BTreeMap<(UserKey, MetricKey, Day), BTreeMap<Anomaly, isize>>,
@@ -129,8 +132,30 @@ struct Materialised {
 }
 
 impl Materialised {
+    /// The epoch is complete: archives replace the rows of their dates.
+    fn done(&mut self) {
+        for a in std::mem::take(&mut self.archived) {
+            let u = a.user;
+            let range = a.from..a.below;
+            self.anomalies
+                .retain(|(user, _, d), _| *user != u || !range.contains(d));
+            self.scores
+                .retain(|(user, d), _| *user != u || !range.contains(d));
+            for ((m, d), found) in a.anomalies {
+                assert!(range.contains(&d), "an archived anomaly outside its range");
+                self.anomalies
+                    .insert((u, m, d), found.into_iter().map(|x| (x, 1)).collect());
+            }
+            for (d, s) in a.scores {
+                assert!(range.contains(&d), "an archived score outside its range");
+                self.scores.insert((u, d), [(s, 1)].into_iter().collect());
+            }
+        }
+    }
+
     fn apply(&mut self, d: OutputDelta) {
         match d {
+            OutputDelta::Archived(a) => self.archived.push(a),
             OutputDelta::WorkoutRecord {
                 user,
                 activity,
@@ -287,12 +312,17 @@ fn write(
     }
 }
 
-fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
-    let flow = Dataflow::start(workers).expect("dataflow starts");
+/// A horizon that moves often over the generated dates (19,000 to ~19,140): boundaries from
+/// about 19,004 on, samples leaving the dataflow from about 19,094.
+const SHORT_HORIZON: HorizonConfig = HorizonConfig { lead: 4, block: 8 };
+
+fn run(batches: Vec<Vec<Op>>, workers: usize, horizon: Option<HorizonConfig>) -> usize {
+    let flow = Dataflow::start_with(workers, 1, horizon).expect("dataflow starts");
     let mut stored: BTreeMap<Identity, SampleRow> = BTreeMap::new();
     let mut state = Materialised::default();
     let mut anomalies_seen = 0;
     let mut correlations_seen = 0;
+    let (mut rearchived, mut archived_rows, mut evicting) = (0, 0, 0);
     // Every user the pipeline may see is announced with the default priority up front, as the
     // server does at hydration.
     let mut priorities: BTreeMap<UserKey, ProviderPriority> = (1..=2u128)
@@ -421,11 +451,18 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
                 }
             }
         }
-        let epoch = flow.apply_batch(Batch {
+        let mut batch = Batch {
             samples: deltas,
             priorities: reranks,
             workouts: workout_deltas,
-        });
+            ..Batch::default()
+        };
+        for u in flow.needs_rows(&batch) {
+            rearchived += 1;
+            let rows = stored.values().filter(|r| r.user == u).cloned().collect();
+            batch.archive_rows.insert(u, rows);
+        }
+        let epoch = flow.apply_batch(batch);
         loop {
             match flow
                 .outputs()
@@ -434,10 +471,16 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             {
                 Output::Delta(e, d) => {
                     assert!(e <= epoch, "a delta from the future: {e} > {epoch}");
+                    if let OutputDelta::Archived(a) = &d {
+                        archived_rows += a.anomalies.len() + a.scores.len();
+                    }
                     state.apply(d);
                 }
-                Output::Done(e) if e == epoch => break,
-                Output::Done(_) => {}
+                Output::Done(e) if e == epoch => {
+                    state.done();
+                    break;
+                }
+                Output::Done(_) => state.done(),
             }
         }
         let rows: Vec<SampleRow> = stored.values().cloned().collect();
@@ -450,9 +493,21 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
             expected.workout_records,
             "workout records after epoch {epoch}"
         );
+        // The dataflow holds the daily values of the dates from each user's horizon on.
+        evicting += (1..=2u128)
+            .filter(|u| flow.held_from(*u).is_some_and(|h| h > 19_000))
+            .count();
+        let held =
+            |(u, _, d): &(UserKey, MetricKey, Day)| flow.held_from(*u).is_none_or(|h| *d >= h);
+        let expected_daily: BTreeMap<_, _> = expected
+            .daily
+            .iter()
+            .filter(|(k, _)| held(k))
+            .map(|(k, v)| (*k, v.clone()))
+            .collect();
         assert_eq!(
             Materialised::rows(&state.daily),
-            expected.daily,
+            expected_daily,
             "daily values after epoch {epoch}"
         );
         assert_eq!(
@@ -485,7 +540,10 @@ fn run(batches: Vec<Vec<Op>>, workers: usize) -> usize {
     }
     flow.shutdown();
     if std::env::var_os("ORACLE_VERBOSE").is_some() {
-        eprintln!("anomalies {anomalies_seen}, correlations {correlations_seen}");
+        eprintln!(
+            "anomalies {anomalies_seen}, correlations {correlations_seen}, re-archived {rearchived}, \
+             archived rows {archived_rows}, user-epochs with evicted dates {evicting}"
+        );
     }
     anomalies_seen
 }
@@ -498,7 +556,15 @@ proptest! {
         batches in prop::collection::vec(prop::collection::vec(op(), 1..12), 1..12),
         workers in 1..3usize,
     ) {
-        run(batches, workers);
+        run(batches, workers, None);
+    }
+
+    #[test]
+    fn pipeline_with_a_moving_horizon_equals_batch_recomputation(
+        batches in prop::collection::vec(prop::collection::vec(op(), 1..12), 1..12),
+        workers in 1..3usize,
+    ) {
+        run(batches, workers, Some(SHORT_HORIZON));
     }
 }
 
@@ -518,7 +584,8 @@ fn a_long_history_then_deletions() {
             .collect::<Vec<_>>(),
     ];
     batches.extend((0..10).map(|i| vec![Op::Delete(1000 - i)]));
-    run(batches, 2);
+    run(batches.clone(), 2, None);
+    run(batches, 2, Some(SHORT_HORIZON));
 }
 
 #[test]
@@ -548,9 +615,50 @@ fn an_illness_episode_is_found_and_retracted() {
         }],
         vec![series(21, vec![51])],
     ];
-    let seen = run(batches, 2);
+    let seen = run(batches.clone(), 2, None);
+    assert_eq!(run(batches, 2, Some(SHORT_HORIZON)), seen);
     assert!(
         seen >= 3,
         "z-score/IQR on day 20 and 21, rhr_elevation on 21, clinical SpO2: {seen}"
     );
+}
+
+#[test]
+fn archived_findings_stand_when_every_newer_date_is_deleted() {
+    // A month of correlated heart rate and steps, then one heart-rate value 120 days later: the
+    // month is archived and its correlation leaves the 90-date window. Deleting the late value
+    // brings the month back as the latest data, so its correlation and baselines (computed in
+    // batch before the boundary) are the user's again.
+    let (a, b) = (1u8, 0u8); // heart_rate, steps
+    let values: Vec<(u16, u16)> = (0..30).map(|i| ((i * 37 % 300) as u16, 0)).collect();
+    let late = Op::Upsert {
+        user: 0,
+        metric: a,
+        provider: 1,
+        slot: 120,
+        day_shift: 0,
+        value: 200,
+    };
+    // Identities sort by (user, metric, provider, recorded_at): the late value follows the
+    // month's values of its own metric, and comes before or after the other metric's.
+    let before_it = if metric_key(METRICS[a as usize]) < metric_key(METRICS[b as usize]) {
+        30
+    } else {
+        60
+    };
+    let batches = vec![
+        vec![Op::Paired {
+            user: 0,
+            a,
+            b,
+            start: 0,
+            inverse: false,
+            values,
+        }],
+        vec![late],
+        vec![Op::Delete(before_it)],
+    ];
+    for horizon in [None, Some(SHORT_HORIZON)] {
+        run(batches.clone(), 2, horizon);
+    }
 }

@@ -173,14 +173,19 @@ async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::U
 /// oracle over the store's contents.
 async fn assert_view_matches_store(app: &TestApp) {
     let barrier = app.analytics.barrier();
+    // Waiting must not block the runtime: store connections made on it serve the task that
+    // reads a user's rows for their archive.
     assert!(
-        app.analytics
-            .view()
-            .wait_for(barrier, Duration::from_secs(30)),
+        app.analytics.viewed(barrier, Duration::from_secs(30)).await,
         "the view reaches epoch {barrier}"
     );
     let (_, got) = app.analytics.view().snapshot();
-    let expected = recomputed(app).await;
+    let mut expected = recomputed(app).await;
+    // The pipeline holds the daily values of each user's dates from their horizon on.
+    expected.daily.retain(|(u, _, d), _| {
+        let user = vitasync_engine::domain::UserId::from(uuid::Uuid::from_u128(*u));
+        app.analytics.held_from(user).is_none_or(|h| *d >= h)
+    });
     assert_eq!(got, expected);
 }
 
@@ -210,7 +215,7 @@ async fn writes_reach_the_analytics(app: TestApp) {
         .await;
     let e2 = second["epoch"].as_u64().unwrap();
     assert!(e2 > e1);
-    assert!(app.analytics.view().wait_for(e2, Duration::from_secs(30)));
+    assert!(app.analytics.viewed(e2, Duration::from_secs(30)).await);
     let (epoch, view) = app.analytics.view().snapshot();
     assert!(epoch >= e2);
     let methods: Vec<_> = view
@@ -498,7 +503,84 @@ async fn the_workspace_chooses_which_provider_wins(app: TestApp) {
     );
 }
 
+/// A day of resting heart rate, HRV and steps, `n` days after 2024-01-01, for the horizon
+/// test: steps and resting heart rate move against each other.
+fn long_day(n: i64, bpm: f64) -> Vec<serde_json::Value> {
+    let at = (chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap() + chrono::Days::new(n as u64))
+        .and_hms_opt(6, 0, 0)
+        .unwrap()
+        .and_utc()
+        .to_rfc3339();
+    let wave = ((n * 37) % 11) as f64;
+    vec![
+        json!({"metric": "resting_heart_rate", "value": bpm + wave / 4.0, "recorded_at": at}),
+        json!({"metric": "hrv_rmssd", "value": 60.0 - wave, "recorded_at": at}),
+        json!({"metric": "steps", "value": 12_000.0 - 500.0 * wave, "recorded_at": at}),
+    ]
+}
+
+async fn a_long_history_is_archived_behind_the_horizon(app: TestApp) {
+    let user = app.create_user("long-1", None).await;
+    let u = load_user(&app, &user).await;
+    // 200 days; a fever on day 40 (long archived by the end) and one on day 190.
+    let days: Vec<serde_json::Value> = (0..200)
+        .flat_map(|n| long_day(n, if n == 40 || n == 190 { 90.0 } else { 58.0 }))
+        .collect();
+    for chunk in days.chunks(150) {
+        app.ingest(&user, json!(chunk)).await;
+    }
+    assert_view_matches_store(&app).await;
+    assert_tables_match_store(&app, &u).await;
+    let first = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+    let held = app
+        .analytics
+        .held_from(u.id)
+        .expect("the user has a horizon");
+    let held_date = vitasync_dataflow::model::date_of(held);
+    assert!(
+        held_date > first + chrono::Days::new(60),
+        "the pipeline holds only the recent dates, from {held_date}"
+    );
+    let rows = app
+        .store
+        .analytics_rows(&u, AnalyticsTable::Anomalies)
+        .await
+        .unwrap();
+    let dates: Vec<&str> = rows.iter().filter_map(|r| r["date"].as_str()).collect();
+    assert!(
+        dates.contains(&"2024-02-10") && dates.contains(&"2024-07-09"),
+        "{dates:?}"
+    );
+
+    // A late correction of an archived date (the fever of day 40 was a bad reading) and a new
+    // one on day 20: the user's archive is recomputed from the store.
+    app.ingest(&user, json!(long_day(40, 58.0))).await;
+    app.ingest(&user, json!(long_day(20, 95.0))).await;
+    assert_view_matches_store(&app).await;
+    assert_tables_match_store(&app, &u).await;
+    let rows = app
+        .store
+        .analytics_rows(&u, AnalyticsTable::Anomalies)
+        .await
+        .unwrap();
+    let dates: Vec<&str> = rows.iter().filter_map(|r| r["date"].as_str()).collect();
+    assert!(
+        dates.contains(&"2024-01-21") && !dates.contains(&"2024-02-10"),
+        "{dates:?}"
+    );
+
+    // A restart hydrates the same analytics, archive included.
+    let (_, before) = app.analytics.view().snapshot();
+    let (db, config) = app.stop().await;
+    let app = start(db, config).await;
+    assert_view_matches_store(&app).await;
+    let (_, after) = app.analytics.view().snapshot();
+    assert_eq!(before, after, "hydration rebuilds the same analytics");
+    assert_tables_match_store(&app, &u).await;
+}
+
 on_both_backends!(
+    a_long_history_is_archived_behind_the_horizon,
     writes_reach_the_analytics,
     the_workspace_chooses_which_provider_wins,
     a_restart_hydrates_from_the_store,

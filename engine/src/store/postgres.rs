@@ -799,18 +799,25 @@ impl Store for PgStore {
         after: Option<uuid::Uuid>,
         limit: u32,
     ) -> Result<Vec<(uuid::Uuid, SampleChange)>> {
-        let rows = sqlx::query(
+        // A user's scan filters on the user's index; "user IS NULL OR …" would read the
+        // whole table in id order for every user.
+        let sql = if user.is_some() {
+            "SELECT id, user_id, provider, metric, recorded_at, value, local_date FROM samples
+             WHERE user_id = $1 AND ($2::text IS NULL OR provider = $2) AND id > $3
+             ORDER BY id LIMIT $4"
+        } else {
             "SELECT id, user_id, provider, metric, recorded_at, value, local_date FROM samples
              WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR provider = $2)
                AND id > $3
-             ORDER BY id LIMIT $4",
-        )
-        .bind(user)
-        .bind(provider)
-        .bind(after.unwrap_or(uuid::Uuid::nil()))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+             ORDER BY id LIMIT $4"
+        };
+        let rows = sqlx::query(sql)
+            .bind(user)
+            .bind(provider)
+            .bind(after.unwrap_or(uuid::Uuid::nil()))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok((

@@ -1,0 +1,443 @@
+//! The horizon: which of a user's dates the dataflow holds, and the batch archive of the rest.
+//!
+//! Memory and the cost of an update must follow users × metrics × a bounded number of dates,
+//! not the length of the history. So each user has a *boundary* that trails their latest date
+//! (by `lead` to `lead + block` dates, staggered per user so users do not all move on the same
+//! day). The dataflow
+//! - holds the samples of the dates from `boundary − CONTEXT` on: the dates on or after the
+//!   boundary with everything any window of theirs reaches (the 90-date baselines and
+//!   correlations ending at a date on or after the boundary, the 28- and 60-date windows
+//!   before each such date);
+//! - emits the dated rows (anomalies, scores) of the dates on or after the boundary only.
+//!
+//! The dates before the boundary are the *archive*, computed with the batch implementation
+//! ([`crate::oracle`]) when the boundary moves and whenever a change reaches them:
+//! - their dated rows travel once as [`ArchivedDates`], replacing the user's rows on those dates;
+//! - per (user, metric), a [`Prefix`]: the best archived value (a record over the whole history
+//!   is the better of it and the held values') and the baselines of the archived dates alone,
+//!   which stand while no date on or after the boundary has a value;
+//! - per user, the [`PrefixCorrelations`], likewise.
+//!
+//! A boundary only moves forward. Moving it needs nothing but the held samples: the newly
+//! archived dates have all their windows among them, and dates archived before keep their
+//! rows. A change before the boundary (a late backfill, a deletion of old data, a change of
+//! the provider priority) needs the user's full rows, which the caller reads from the store
+//! and passes in [`Batch::archive_rows`]; [`Horizon::needs_rows`] says whose.
+//!
+//! Both paths compute the archive with the oracle's code over exactly the rows it covers, and
+//! the dataflow with the oracle's arithmetic, so the rows are identical whichever produced
+//! them (the property test drives histories across boundaries to prove it).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::handle::Batch;
+use crate::model::{
+    ArchivedDates, Day, Fixed, MetricKey, Prefix, PrefixCorrelations, SampleDelta, SampleRow,
+    UserKey, WINDOWS,
+};
+use crate::oracle;
+use vitasync_engine::catalogue::ProviderPriority;
+
+/// How many dates before the boundary the dataflow holds: the longest any window of a date on
+/// or after the boundary reaches back (the 90-date baseline and correlation windows).
+pub const CONTEXT: Day = 90;
+
+/// Where the boundary trails the user's latest date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HorizonConfig {
+    /// The fewest dates on or after the boundary (the latest date included).
+    pub lead: Day,
+    /// The boundary moves in steps of this many dates (fewer, larger archive steps).
+    pub block: Day,
+}
+
+impl Default for HorizonConfig {
+    /// 16 + 32: the dataflow holds 106 to 137 dates per user and metric (121 on average), and
+    /// a user's boundary moves once every 32 dates.
+    fn default() -> Self {
+        HorizonConfig {
+            lead: 16,
+            block: 32,
+        }
+    }
+}
+
+/// A held sample: (metric, date, provider, recorded_at, value).
+type HeldKey = (MetricKey, Day, u16, i64, Fixed);
+
+#[derive(Default)]
+struct UserState {
+    /// None until the user's first sample.
+    boundary: Option<Day>,
+    /// The latest date any sample of the user has had.
+    high: Option<Day>,
+    /// The samples the dataflow holds, with their multiplicities.
+    held: BTreeMap<HeldKey, isize>,
+    prefixes: BTreeMap<MetricKey, Prefix>,
+    correlations: Option<PrefixCorrelations>,
+}
+
+pub struct Horizon {
+    config: HorizonConfig,
+    users: HashMap<UserKey, UserState>,
+    priorities: HashMap<UserKey, ProviderPriority>,
+    /// Provider names, interned: held samples are many, providers few.
+    providers: Vec<String>,
+    provider_ix: HashMap<String, u16>,
+}
+
+impl Horizon {
+    pub fn new(config: HorizonConfig) -> Self {
+        assert!(config.block > 0 && config.lead >= 0, "a usable horizon");
+        Horizon {
+            config,
+            users: HashMap::new(),
+            priorities: HashMap::new(),
+            providers: Vec::new(),
+            provider_ix: HashMap::new(),
+        }
+    }
+
+    /// The first date whose samples the dataflow holds for `user` (None: all of them).
+    pub fn held_from(&self, user: UserKey) -> Option<Day> {
+        self.users
+            .get(&user)?
+            .boundary
+            .map(|b| b.saturating_sub(CONTEXT))
+    }
+
+    /// The user's boundary (None before their first sample).
+    pub fn boundary(&self, user: UserKey) -> Option<Day> {
+        self.users.get(&user)?.boundary
+    }
+
+    /// How many samples the dataflow holds (all users).
+    pub fn held_samples(&self) -> usize {
+        self.users.values().map(|s| s.held.len()).sum()
+    }
+
+    /// The users whose archived dates `batch` changes: their full rows must come with it.
+    pub fn needs_rows(&self, batch: &Batch) -> Vec<UserKey> {
+        let mut out = BTreeSet::new();
+        for d in &batch.samples {
+            if let Some(b) = self.boundary(d.row.user)
+                && d.row.day < b
+            {
+                out.insert(d.row.user);
+            }
+        }
+        for (u, _, _) in &batch.priorities {
+            if self.boundary(*u).is_some() {
+                out.insert(*u);
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The boundary `high` calls for: `lead` to `lead + block` dates back, on a per-user grid.
+    fn target(&self, user: UserKey, high: Day) -> Day {
+        let block = self.config.block;
+        let shift = ((user ^ (user >> 64)) % block as u128) as Day;
+        (high - self.config.lead + shift).div_euclid(block) * block - shift
+    }
+
+    fn intern(&mut self, provider: &str) -> u16 {
+        if let Some(ix) = self.provider_ix.get(provider) {
+            return *ix;
+        }
+        let ix = u16::try_from(self.providers.len()).expect("fewer than 65,536 providers");
+        self.providers.push(provider.to_string());
+        self.provider_ix.insert(provider.to_string(), ix);
+        ix
+    }
+
+    fn row(&self, user: UserKey, k: &HeldKey) -> SampleRow {
+        SampleRow {
+            user,
+            metric: k.0,
+            day: k.1,
+            provider: self.providers[k.2 as usize].clone(),
+            recorded_at: k.3,
+            value: k.4,
+        }
+    }
+
+    /// Turns a batch of sample changes into what the dataflow receives: the changes of held
+    /// dates, and for every user whose boundary moves or whose archived dates changed, the
+    /// boundary, prefixes, correlations and archived rows that change, and the samples that
+    /// leave the held dates. `batch.archive_rows` must hold the rows of every user
+    /// [`Self::needs_rows`] named; a user missing there keeps their archive as it was.
+    pub fn route(&mut self, mut batch: Batch) -> Batch {
+        let rows = std::mem::take(&mut batch.archive_rows);
+        let mut touched: BTreeSet<UserKey> = BTreeSet::new();
+        let mut rearchive: BTreeSet<UserKey> = BTreeSet::new();
+        // Retractions first, so a (−old, +new) pair leaves the new priority.
+        let mut priorities = batch.priorities.clone();
+        priorities.sort_by_key(|(_, _, diff)| *diff);
+        for (u, p, diff) in priorities {
+            if diff > 0 {
+                self.priorities.insert(u, p);
+            } else if self.priorities.get(&u) == Some(&p) {
+                self.priorities.remove(&u);
+            }
+            if self.boundary(u).is_some() {
+                rearchive.insert(u);
+            }
+            touched.insert(u);
+        }
+        let mut forward: Vec<SampleDelta> = Vec::with_capacity(batch.samples.len());
+        for d in std::mem::take(&mut batch.samples) {
+            let u = d.row.user;
+            let boundary = self.boundary(u);
+            if let Some(b) = boundary
+                && d.row.day < b
+            {
+                rearchive.insert(u);
+            }
+            touched.insert(u);
+            if d.diff > 0 {
+                let st = self.users.entry(u).or_default();
+                st.high = Some(st.high.map_or(d.row.day, |h| h.max(d.row.day)));
+            }
+            if boundary.is_none_or(|b| d.row.day >= b - CONTEXT) {
+                let key = (
+                    d.row.metric,
+                    d.row.day,
+                    self.intern(&d.row.provider),
+                    d.row.recorded_at,
+                    d.row.value,
+                );
+                let st = self.users.entry(u).or_default();
+                let n = st.held.entry(key).or_default();
+                *n += d.diff;
+                if *n == 0 {
+                    st.held.remove(&key);
+                }
+                forward.push(d);
+            }
+        }
+        for u in touched {
+            let full = if rearchive.contains(&u) {
+                match rows.get(&u) {
+                    Some(r) => Some(r.as_slice()),
+                    None => {
+                        tracing::warn!(
+                            user = %uuid::Uuid::from_u128(u),
+                            "changes before the analytics horizon arrived without the user's rows; \
+                             their archived dates are kept as they were"
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            self.settle(u, full, &mut forward, &mut batch);
+        }
+        batch.samples = consolidate(forward);
+        batch
+    }
+
+    /// Moves `user`'s boundary where their latest date calls for it, and recomputes their
+    /// archive: from `full` (all their rows) when given, else from the held samples when the
+    /// boundary moved.
+    fn settle(
+        &mut self,
+        user: UserKey,
+        full: Option<&[SampleRow]>,
+        forward: &mut Vec<SampleDelta>,
+        out: &mut Batch,
+    ) {
+        let Some(high) = self.users.get(&user).and_then(|s| s.high) else {
+            return;
+        };
+        let old = self.boundary(user);
+        let new = old.map_or(self.target(user, high), |b| b.max(self.target(user, high)));
+        if full.is_none() && old == Some(new) {
+            return;
+        }
+        let priorities: BTreeMap<UserKey, ProviderPriority> = self
+            .priorities
+            .get(&user)
+            .map(|p| (user, p.clone()))
+            .into_iter()
+            .collect();
+        let archive = if let Some(rows) = full {
+            let before: Vec<SampleRow> = rows.iter().filter(|r| r.day < new).cloned().collect();
+            let part = oracle::compute_with(&before, &priorities);
+            Some(archive_of(user, &part, Day::MIN, new, None))
+        } else if old != Some(new) {
+            // Everything before `new` that is not archived yet is held (with its windows).
+            let st = &self.users[&user];
+            let before: Vec<SampleRow> = st
+                .held
+                .iter()
+                .filter(|(k, _)| k.1 < new)
+                .flat_map(|(k, n)| std::iter::repeat_n(self.row(user, k), (*n).max(0) as usize))
+                .collect();
+            let part = oracle::compute_with(&before, &priorities);
+            let from = old.unwrap_or(Day::MIN);
+            Some(archive_of(
+                user,
+                &part,
+                from,
+                new,
+                Some((&st.prefixes, st.correlations.as_ref())),
+            ))
+        } else {
+            None
+        };
+        let Some((dates, prefixes, correlations)) = archive else {
+            return;
+        };
+        // The held samples that no window of a date on or after the new boundary reaches.
+        let evict_below = new - CONTEXT;
+        let evicted: Vec<HeldKey> = {
+            let st = &self.users[&user];
+            st.held
+                .range(..)
+                .filter(|(k, _)| k.1 < evict_below)
+                .map(|(k, _)| *k)
+                .collect()
+        };
+        for k in evicted {
+            let row = self.row(user, &k);
+            let st = self.users.get_mut(&user).expect("the user is known");
+            let n = st.held.remove(&k).unwrap_or(0);
+            forward.push(SampleDelta { row, diff: -n });
+        }
+        let st = self.users.get_mut(&user).expect("the user is known");
+        if old != Some(new) {
+            if let Some(b) = old {
+                out.boundaries.push((user, b, -1));
+            }
+            out.boundaries.push((user, new, 1));
+            st.boundary = Some(new);
+        }
+        let metrics: BTreeSet<MetricKey> =
+            st.prefixes.keys().chain(prefixes.keys()).copied().collect();
+        for m in metrics {
+            let (was, now) = (st.prefixes.get(&m), prefixes.get(&m));
+            if was == now {
+                continue;
+            }
+            if let Some(p) = was {
+                out.prefixes.push(((user, m), p.clone(), -1));
+            }
+            if let Some(p) = now {
+                out.prefixes.push(((user, m), p.clone(), 1));
+            }
+        }
+        st.prefixes = prefixes;
+        if st.correlations != correlations {
+            if let Some(c) = st.correlations.take() {
+                out.prefix_correlations.push((user, c, -1));
+            }
+            if let Some(c) = &correlations {
+                out.prefix_correlations.push((user, c.clone(), 1));
+            }
+            st.correlations = correlations;
+        }
+        out.archived.push(dates);
+    }
+}
+
+type Archive = (
+    ArchivedDates,
+    BTreeMap<MetricKey, Prefix>,
+    Option<PrefixCorrelations>,
+);
+
+/// The archive of `user` below `below` from `part`, the oracle over their rows before `below`.
+/// With `earlier` (the prefixes and correlations archived below `from`), `part` covers only the
+/// held dates: a metric (or the user) without values in `[from, below)` keeps what it had, and
+/// records take the better of both.
+fn archive_of(
+    user: UserKey,
+    part: &oracle::Analytics,
+    from: Day,
+    below: Day,
+    earlier: Option<(&BTreeMap<MetricKey, Prefix>, Option<&PrefixCorrelations>)>,
+) -> Archive {
+    let in_range = |d: Day| from <= d && d < below;
+    let dates = ArchivedDates {
+        user,
+        from,
+        below,
+        anomalies: part
+            .anomalies
+            .iter()
+            .filter(|((_, _, d), _)| in_range(*d))
+            .map(|((_, m, d), a)| ((*m, *d), a.clone()))
+            .collect(),
+        scores: part
+            .scores
+            .iter()
+            .filter(|((_, d), _)| in_range(*d))
+            .map(|((_, d), s)| (*d, s.clone()))
+            .collect(),
+    };
+    let fresh: BTreeSet<MetricKey> = part
+        .daily
+        .keys()
+        .filter(|(_, _, d)| in_range(*d))
+        .map(|(_, m, _)| *m)
+        .collect();
+    let none = BTreeMap::new();
+    let (old_prefixes, old_correlations) = earlier.unwrap_or((&none, None));
+    let metrics: BTreeSet<MetricKey> = old_prefixes.keys().chain(fresh.iter()).copied().collect();
+    let mut prefixes = BTreeMap::new();
+    for m in metrics {
+        let old = old_prefixes.get(&m);
+        let baselines = if fresh.contains(&m) {
+            WINDOWS
+                .iter()
+                .filter_map(|w| Some((*w, part.baselines.get(&(user, m, *w))?.clone())))
+                .collect()
+        } else {
+            old.map(|p| p.baselines.clone()).unwrap_or_default()
+        };
+        let candidates: Vec<(Day, Fixed)> = old
+            .and_then(|p| p.record.as_ref())
+            .into_iter()
+            .chain(part.records.get(&(user, m)))
+            .map(|r| (r.day, r.value))
+            .collect();
+        prefixes.insert(
+            m,
+            Prefix {
+                below,
+                record: crate::stats::record(m, &candidates),
+                baselines,
+            },
+        );
+    }
+    let correlations = if fresh.is_empty() {
+        old_correlations.map(|c| PrefixCorrelations {
+            below,
+            rows: c.rows.clone(),
+        })
+    } else {
+        Some(PrefixCorrelations {
+            below,
+            rows: part
+                .correlations
+                .iter()
+                .map(|((_, a, b, lag), c)| (*a, *b, *lag, c.clone()))
+                .collect(),
+        })
+    };
+    (dates, prefixes, correlations)
+}
+
+/// Sums the multiplicities of equal rows and drops the ones that cancel.
+fn consolidate(deltas: Vec<SampleDelta>) -> Vec<SampleDelta> {
+    let mut sums: BTreeMap<SampleRow, isize> = BTreeMap::new();
+    for d in deltas {
+        *sums.entry(d.row).or_default() += d.diff;
+    }
+    sums.into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(row, diff)| SampleDelta { row, diff })
+        .collect()
+}
