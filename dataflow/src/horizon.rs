@@ -216,6 +216,7 @@ impl Horizon {
                 forward.push(d);
             }
         }
+        let mut jobs = Vec::new();
         for u in touched {
             let full = if rearchive.contains(&u) {
                 match rows.get(&u) {
@@ -232,29 +233,24 @@ impl Horizon {
             } else {
                 None
             };
-            self.settle(u, full, &mut forward, &mut batch);
+            jobs.extend(self.plan(u, full));
+        }
+        for (job, archive) in jobs.iter().zip(compute_all(&jobs)) {
+            self.apply(job, archive, &mut forward, &mut batch);
         }
         batch.samples = consolidate(forward);
         batch
     }
 
-    /// Moves `user`'s boundary where their latest date calls for it, and recomputes their
-    /// archive: from `full` (all their rows) when given, else from the held samples when the
-    /// boundary moved.
-    fn settle(
-        &mut self,
-        user: UserKey,
-        full: Option<&[SampleRow]>,
-        forward: &mut Vec<SampleDelta>,
-        out: &mut Batch,
-    ) {
-        let Some(high) = self.users.get(&user).and_then(|s| s.high) else {
-            return;
-        };
-        let old = self.boundary(user);
+    /// What `user`'s archive needs computing from, if anything: all their rows when `full`
+    /// is given, else the held samples before the new boundary when the boundary moves.
+    fn plan(&self, user: UserKey, full: Option<&[SampleRow]>) -> Option<Job> {
+        let st = self.users.get(&user)?;
+        let high = st.high?;
+        let old = st.boundary;
         let new = old.map_or(self.target(user, high), |b| b.max(self.target(user, high)));
         if full.is_none() && old == Some(new) {
-            return;
+            return None;
         }
         let priorities: BTreeMap<UserKey, ProviderPriority> = self
             .priorities
@@ -262,44 +258,53 @@ impl Horizon {
             .map(|p| (user, p.clone()))
             .into_iter()
             .collect();
-        let archive = if let Some(rows) = full {
-            let before: Vec<SampleRow> = rows.iter().filter(|r| r.day < new).cloned().collect();
-            let part = oracle::compute_with(&before, &priorities);
-            Some(archive_of(user, &part, Day::MIN, new, None))
-        } else if old != Some(new) {
-            // Everything before `new` that is not archived yet is held (with its windows).
-            let st = &self.users[&user];
-            let before: Vec<SampleRow> = st
-                .held
-                .iter()
-                .filter(|(k, _)| k.1 < new)
-                .flat_map(|(k, n)| std::iter::repeat_n(self.row(user, k), (*n).max(0) as usize))
-                .collect();
-            let part = oracle::compute_with(&before, &priorities);
-            let from = old.unwrap_or(Day::MIN);
-            Some(archive_of(
+        Some(match full {
+            Some(rows) => Job {
                 user,
-                &part,
-                from,
+                old,
                 new,
-                Some((&st.prefixes, st.correlations.as_ref())),
-            ))
-        } else {
-            None
-        };
-        let Some((dates, prefixes, correlations)) = archive else {
-            return;
-        };
+                rows: rows.iter().filter(|r| r.day < new).cloned().collect(),
+                priorities,
+                from: Day::MIN,
+                earlier: None,
+            },
+            // Everything before `new` that is not archived yet is held (with its windows).
+            None => Job {
+                user,
+                old,
+                new,
+                rows: st
+                    .held
+                    .iter()
+                    .filter(|(k, _)| k.1 < new)
+                    .flat_map(|(k, n)| std::iter::repeat_n(self.row(user, k), (*n).max(0) as usize))
+                    .collect(),
+                priorities,
+                from: old.unwrap_or(Day::MIN),
+                earlier: Some((st.prefixes.clone(), st.correlations.clone())),
+            },
+        })
+    }
+
+    /// Moves the job's user to the new boundary with its computed archive: evicts the held
+    /// samples no window reaches any more and records what the pipeline must change.
+    fn apply(
+        &mut self,
+        job: &Job,
+        archive: Archive,
+        forward: &mut Vec<SampleDelta>,
+        out: &mut Batch,
+    ) {
+        let (user, old, new) = (job.user, job.old, job.new);
+        let (dates, prefixes, correlations) = archive;
         // The held samples that no window of a date on or after the new boundary reaches.
         let evict_below = new - CONTEXT;
-        let evicted: Vec<HeldKey> = {
-            let st = &self.users[&user];
-            st.held
-                .range(..)
-                .filter(|(k, _)| k.1 < evict_below)
-                .map(|(k, _)| *k)
-                .collect()
-        };
+        let evicted: Vec<HeldKey> = self.users[&user]
+            .held
+            .keys()
+            .filter(|k| k.1 < evict_below)
+            .copied()
+            .collect();
         for k in evicted {
             let row = self.row(user, &k);
             let st = self.users.get_mut(&user).expect("the user is known");
@@ -340,6 +345,48 @@ impl Horizon {
         }
         out.archived.push(dates);
     }
+}
+
+/// One user's archive to compute: the oracle over `rows` (their rows before the new boundary,
+/// or the held ones), then what it means for the dates in `[from, new)`.
+struct Job {
+    user: UserKey,
+    old: Option<Day>,
+    new: Day,
+    rows: Vec<SampleRow>,
+    priorities: BTreeMap<UserKey, ProviderPriority>,
+    from: Day,
+    earlier: Option<(BTreeMap<MetricKey, Prefix>, Option<PrefixCorrelations>)>,
+}
+
+impl Job {
+    fn compute(&self) -> Archive {
+        let part = oracle::compute_with(&self.rows, &self.priorities);
+        let earlier = self.earlier.as_ref().map(|(p, c)| (p, c.as_ref()));
+        archive_of(self.user, &part, self.from, self.new, earlier)
+    }
+}
+
+/// Computes the jobs' archives on the machine's cores (each is a batch computation over one
+/// user's rows: hydration and a day when many boundaries move have thousands).
+fn compute_all(jobs: &[Job]) -> Vec<Archive> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len());
+    if threads <= 1 {
+        return jobs.iter().map(Job::compute).collect();
+    }
+    let per = jobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = jobs
+            .chunks(per)
+            .map(|chunk| scope.spawn(|| chunk.iter().map(Job::compute).collect::<Vec<_>>()))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("an archive computation panicked"))
+            .collect()
+    })
 }
 
 type Archive = (

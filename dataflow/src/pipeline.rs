@@ -16,6 +16,13 @@
 //!   dates before it → anomalies, and the score references (RHR median, ln rMSSD normal range);
 //! - daily values keyed by user → one `reduce` → correlations over the user's last 90 dates;
 //! - the day's values and references keyed by (user, day) → `reduce` → health scores.
+//!
+//! The samples are only those of the dates the horizon holds (`crate::horizon`): for a user
+//! with a boundary, 90 dates before it and every date after. Dated rows (anomalies, scores) of
+//! dates before the boundary are filtered out (`on_or_after_boundary`); the archive supplies
+//! them. The series and correlation `reduce`s also read the archive's summaries (a `Prefix` per
+//! metric, `PrefixCorrelations` per user) for the record over the whole history and for the
+//! windows that end before the boundary.
 
 use crossbeam_channel::Sender;
 use differential_dataflow::VecCollection;

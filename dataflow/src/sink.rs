@@ -497,8 +497,12 @@ async fn drain(flow: Arc<Dataflow>, sources: Arc<std::sync::Mutex<Sources>>, sto
                 }
             }
         }
-        let applied = flow.apply_batch(batch);
-        debug_assert_eq!(applied, epoch, "epochs reach the pipeline in order");
+        // Routing recomputes the users' archives from their rows: batch work, off the runtime.
+        let routed = flow.clone();
+        match tokio::task::spawn_blocking(move || routed.apply_batch(batch)).await {
+            Ok(applied) => debug_assert_eq!(applied, epoch, "epochs reach the pipeline in order"),
+            Err(e) => tracing::error!(error = %e, epoch, "handing an epoch to the pipeline failed"),
+        }
     }
 }
 

@@ -9,12 +9,12 @@ use crate::model::OutputDelta;
 use crate::oracle::Analytics;
 use crate::pipeline::Epoch;
 
-/// Row multiplicities per key; consolidated when read.
-pub(crate) type Acc<K, V> = BTreeMap<K, BTreeMap<V, isize>>;
+/// Row multiplicities per key; consolidated when read. A key has one live row (anomalies: one
+/// per method) and briefly a retracted one, so a short vector, not a map per key.
+pub(crate) type Acc<K, V> = BTreeMap<K, Vec<(V, isize)>>;
 
 #[derive(Default)]
 pub struct Rows {
-    daily: Acc<(u128, u16, i32), crate::model::Daily>,
     pub(crate) baselines: Acc<(u128, u16, u32), crate::model::Baseline>,
     pub(crate) anomalies: Acc<(u128, u16, i32), crate::model::Anomaly>,
     pub(crate) correlations: Acc<(u128, u16, u16, u8), crate::model::Correlation>,
@@ -28,22 +28,24 @@ pub(crate) type WorkoutKey = (u128, String, crate::model::WorkoutKind);
 
 /// The live row of `key`, if any.
 pub(crate) fn live<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Option<&'a V> {
-    acc.get(key)?.iter().find(|(_, n)| **n > 0).map(|(v, _)| v)
+    acc.get(key)?.iter().find(|(_, n)| *n > 0).map(|(v, _)| v)
 }
 
 /// Every live row of `key` (anomalies: one per method).
 pub(crate) fn live_all<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Vec<&'a V> {
     acc.get(key)
-        .map(|vs| vs.iter().filter(|(_, n)| **n > 0).map(|(v, _)| v).collect())
+        .map(|vs| vs.iter().filter(|(_, n)| *n > 0).map(|(v, _)| v).collect())
         .unwrap_or_default()
 }
 
-fn add<K: Ord, V: Ord>(acc: &mut Acc<K, V>, k: K, v: V, diff: isize) {
+fn add<K: Ord, V: PartialEq>(acc: &mut Acc<K, V>, k: K, v: V, diff: isize) {
     let vs = acc.entry(k).or_default();
-    let n = vs.entry(v).or_default();
-    *n += diff;
+    match vs.iter_mut().find(|(x, _)| *x == v) {
+        Some((_, n)) => *n += diff,
+        None => vs.push((v, diff)),
+    }
     // Drop what cancelled so memory follows the live rows, not the history of changes.
-    vs.retain(|_, n| *n != 0);
+    vs.retain(|(_, n)| *n != 0);
 }
 
 fn tidy<K: Ord, V>(acc: &mut Acc<K, V>) {
@@ -55,7 +57,7 @@ fn single<K: Ord + Clone, V: Clone>(acc: &Acc<K, V>) -> BTreeMap<K, V> {
     acc.iter()
         .filter_map(|(k, vs)| {
             vs.iter()
-                .find(|(_, n)| **n > 0)
+                .find(|(_, n)| *n > 0)
                 .map(|(v, _)| (k.clone(), v.clone()))
         })
         .collect()
@@ -151,13 +153,9 @@ impl View {
             ),
         }
         match d {
-            OutputDelta::Daily {
-                user,
-                metric,
-                day,
-                daily,
-                diff,
-            } => add(&mut r.daily, (user, metric, day), daily, diff),
+            // Daily values are the pipeline's intermediate: no table holds them, and the oracle
+            // test reads them from the output stream.
+            OutputDelta::Daily { .. } => {}
             OutputDelta::Baseline {
                 user,
                 metric,
@@ -252,7 +250,6 @@ impl View {
             Self::apply_now(&mut s, d);
         }
         let r = &mut s.rows;
-        tidy(&mut r.daily);
         tidy(&mut r.baselines);
         tidy(&mut r.anomalies);
         tidy(&mut r.correlations);
@@ -285,7 +282,7 @@ impl View {
             })
             .collect();
         Analytics {
-            daily: single(&r.daily),
+            daily: BTreeMap::new(),
             baselines: single(&r.baselines),
             anomalies,
             correlations: single(&r.correlations),
