@@ -10,27 +10,33 @@ use statrs::function::beta::checked_beta_reg;
 /// Pearson's r and its two-sided p; None for fewer than two points or constant input (scipy
 /// returns NaN there).
 pub fn pearson(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
+    pearson_r(x, y).map(|r| (r, p_value(r, x.len())))
+}
+
+/// Pearson's r alone (its p is the costly part, and most pairs fail |r| > 0.3 first).
+pub fn pearson_r(x: &[f64], y: &[f64]) -> Option<f64> {
     let n = x.len();
     if n < 2 || n != y.len() {
         return None;
     }
     let mx = x.iter().sum::<f64>() / n as f64;
     let my = y.iter().sum::<f64>() / n as f64;
-    let xc: Vec<f64> = x.iter().map(|v| v - mx).collect();
-    let yc: Vec<f64> = y.iter().map(|v| v - my).collect();
-    // Scaling by the largest magnitude first keeps the norms from overflowing or losing
-    // precision, as scipy does.
-    let sx = xc.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let sy = yc.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    // Scaling the centred values by their largest magnitude first keeps the norms from
+    // overflowing or losing precision, as scipy does. Recomputed per pass instead of stored:
+    // this runs for every pair of a user's metrics on every change.
+    let sx = x.iter().fold(0.0f64, |m, v| m.max((v - mx).abs()));
+    let sy = y.iter().fold(0.0f64, |m, v| m.max((v - my).abs()));
     if sx == 0.0 || sy == 0.0 {
         return None;
     }
-    let xs: Vec<f64> = xc.iter().map(|v| v / sx).collect();
-    let ys: Vec<f64> = yc.iter().map(|v| v / sy).collect();
-    let nx = xs.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let ny = ys.iter().map(|v| v * v).sum::<f64>().sqrt();
-    let r = (xs.iter().zip(&ys).map(|(a, b)| a * b).sum::<f64>() / (nx * ny)).clamp(-1.0, 1.0);
-    Some((r, p_value(r, n)))
+    let (mut xx, mut yy, mut xy) = (0.0f64, 0.0f64, 0.0f64);
+    for (a, b) in x.iter().zip(y) {
+        let (a, b) = ((a - mx) / sx, (b - my) / sy);
+        xx += a * a;
+        yy += b * b;
+        xy += a * b;
+    }
+    Some((xy / (xx.sqrt() * yy.sqrt())).clamp(-1.0, 1.0))
 }
 
 /// The two-sided p of a correlation coefficient over `n` points under independence.

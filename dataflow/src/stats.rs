@@ -274,8 +274,12 @@ pub fn correlation(pairs: &[(Fixed, Fixed)]) -> Option<Correlation> {
     }
     let x: Vec<f64> = pairs.iter().map(|(a, _)| from_fixed(*a)).collect();
     let y: Vec<f64> = pairs.iter().map(|(_, b)| from_fixed(*b)).collect();
-    let (r, p) = crate::corr::pearson(&x, &y)?;
-    if r.abs() <= 0.3 || p >= 0.05 {
+    let r = crate::corr::pearson_r(&x, &y)?;
+    if r.abs() <= 0.3 {
+        return None;
+    }
+    let p = crate::corr::p_value(r, pairs.len());
+    if p >= 0.05 {
         return None;
     }
     let s = crate::corr::spearman(&x, &y);
