@@ -81,7 +81,9 @@ where
         .join_map(boundaries.clone(), |u, (d, v), b| (*u, *d, *b, v.clone()))
         .filter(|(_, d, b, _)| d >= b)
         .map(|(u, d, _, v)| (u, (d, v)));
-    let unbounded = rows.antijoin(boundaries.clone().map(|(u, _)| u));
+    // `distinct`: a boundary that moves is (−old, +new) of the same user in one epoch, which
+    // must not retract and re-insert every row of the user here.
+    let unbounded = rows.antijoin(boundaries.clone().map(|(u, _)| u).distinct());
     bounded.concat(unbounded)
 }
 
