@@ -517,6 +517,18 @@ fn long_day(n: i64, bpm: f64) -> Vec<serde_json::Value> {
     ]
 }
 
+/// The dates of the user's stored anomalies.
+async fn anomaly_dates(app: &TestApp, u: &vitasync_engine::domain::User) -> Vec<String> {
+    let rows = app
+        .store
+        .analytics_rows(u, AnalyticsTable::Anomalies)
+        .await
+        .unwrap();
+    rows.iter()
+        .filter_map(|r| r["date"].as_str().map(str::to_string))
+        .collect()
+}
+
 async fn a_long_history_is_archived_behind_the_horizon(app: TestApp) {
     let user = app.create_user("long-1", None).await;
     let u = load_user(&app, &user).await;
@@ -539,14 +551,9 @@ async fn a_long_history_is_archived_behind_the_horizon(app: TestApp) {
         held_date > first + chrono::Days::new(60),
         "the pipeline holds only the recent dates, from {held_date}"
     );
-    let rows = app
-        .store
-        .analytics_rows(&u, AnalyticsTable::Anomalies)
-        .await
-        .unwrap();
-    let dates: Vec<&str> = rows.iter().filter_map(|r| r["date"].as_str()).collect();
+    let dates = anomaly_dates(&app, &u).await;
     assert!(
-        dates.contains(&"2024-02-10") && dates.contains(&"2024-07-09"),
+        dates.contains(&"2024-02-10".into()) && dates.contains(&"2024-07-09".into()),
         "{dates:?}"
     );
 
@@ -556,14 +563,9 @@ async fn a_long_history_is_archived_behind_the_horizon(app: TestApp) {
     app.ingest(&user, json!(long_day(20, 95.0))).await;
     assert_view_matches_store(&app).await;
     assert_tables_match_store(&app, &u).await;
-    let rows = app
-        .store
-        .analytics_rows(&u, AnalyticsTable::Anomalies)
-        .await
-        .unwrap();
-    let dates: Vec<&str> = rows.iter().filter_map(|r| r["date"].as_str()).collect();
+    let dates = anomaly_dates(&app, &u).await;
     assert!(
-        dates.contains(&"2024-01-21") && !dates.contains(&"2024-02-10"),
+        dates.contains(&"2024-01-21".into()) && !dates.contains(&"2024-02-10".into()),
         "{dates:?}"
     );
 
