@@ -86,6 +86,7 @@ impl Dataflow {
         let first = first.max(1);
         let workers = workers.max(1);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
+        let bounded = horizon.is_some();
         let mut commands = Vec::with_capacity(workers);
         let mut receivers = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -100,7 +101,8 @@ impl Dataflow {
                 .take()
                 .expect("each worker takes its own command channel");
             let sink = out_tx.clone();
-            let mut inputs = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
+            let mut inputs =
+                worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink, bounded));
             inputs.advance_to(first);
             let probe = inputs.probe.clone();
             loop {

@@ -66,25 +66,24 @@ enum UserIn {
     Prefix(PrefixCorrelations),
 }
 
-/// Keeps the dated rows of each user on or after the user's boundary (all of them for users
-/// without one). The dataflow holds some dates before the boundary as context for the windows
-/// of the dates after it; their own rows are the archive's.
+/// Keeps the dated rows of each user on or after the user's boundary. With a horizon every
+/// user with samples has a boundary from their first epoch on (`crate::horizon`), so the join
+/// alone filters; without one there is nothing to filter. (An antijoin for users without a
+/// boundary would pass every row through three times, retracted once.)
 fn on_or_after_boundary<'s, V>(
     rows: VecCollection<'s, Epoch, (UserKey, (Day, V))>,
     boundaries: &VecCollection<'s, Epoch, (UserKey, Day)>,
+    bounded: bool,
 ) -> VecCollection<'s, Epoch, (UserKey, (Day, V))>
 where
     V: differential_dataflow::ExchangeData + Clone,
 {
-    let bounded = rows
-        .clone()
-        .join_map(boundaries.clone(), |u, (d, v), b| (*u, *d, *b, v.clone()))
+    if !bounded {
+        return rows;
+    }
+    rows.join_map(boundaries.clone(), |u, (d, v), b| (*u, *d, *b, v.clone()))
         .filter(|(_, d, b, _)| d >= b)
-        .map(|(u, d, _, v)| (u, (d, v)));
-    // `distinct`: a boundary that moves is (−old, +new) of the same user in one epoch, which
-    // must not retract and re-insert every row of the user here.
-    let unbounded = rows.antijoin(boundaries.clone().map(|(u, _)| u).distinct());
-    bounded.concat(unbounded)
+        .map(|(u, d, _, v)| (u, (d, v)))
 }
 
 /// What the per-series reduce produces.
@@ -221,8 +220,8 @@ impl Inputs {
     }
 }
 
-/// Builds the pipeline in `scope`.
-pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
+/// Builds the pipeline in `scope`; `bounded`: a horizon gives every user a boundary.
+pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink, bounded: bool) -> Inputs {
     let (input, samples) = scope.new_collection::<SampleRow, isize>();
     let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
     let (workout_input, workouts) = scope.new_collection::<(UserKey, WorkoutRow), isize>();
@@ -498,7 +497,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
             },
         )
         .map(|((u, d), s)| (u, (d, s)));
-    on_or_after_boundary(scores, &boundaries)
+    on_or_after_boundary(scores, &boundaries, bounded)
         .inspect(move |((u, (d, s)), t, diff)| {
             let _ = scores_out.send(Output::Delta(
                 *t,
@@ -517,7 +516,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
         .concat(clinical)
         .concat(sustained)
         .map(|((u, m, d), a)| (u, (d, (m, a))));
-    on_or_after_boundary(anomalies, &boundaries)
+    on_or_after_boundary(anomalies, &boundaries, bounded)
         .inspect(move |((u, (d, (m, a))), t, diff)| {
             let _ = anomaly_out.send(Output::Delta(
                 *t,
