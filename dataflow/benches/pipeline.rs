@@ -159,9 +159,13 @@ fn row(keys: &Keys, user: u64, metric: usize, day: Day, v: f64) -> SampleRow {
     }
 }
 
-fn rows_for(keys: &Keys, users: u64, days: std::ops::RangeInclusive<Day>) -> Vec<SampleRow> {
-    let mut out = Vec::with_capacity(users as usize * 15 * days.clone().count());
-    for u in 0..users {
+fn rows_for(
+    keys: &Keys,
+    users: std::ops::Range<u64>,
+    days: std::ops::RangeInclusive<Day>,
+) -> Vec<SampleRow> {
+    let mut out = Vec::with_capacity(users.clone().count() * 15 * days.clone().count());
+    for u in users {
         for d in days.clone() {
             for m in 0..METRICS.len() {
                 out.push(row(keys, u, m, d, value(u, m, d)));
@@ -310,14 +314,11 @@ fn run_case(users: u64, days: Day) {
     flow.apply_with(Vec::new(), announce);
     let chunk = (20_000 / (15 * days as u64)).max(1);
     for first in (0..users).step_by(chunk as usize) {
-        let mut rows = Vec::new();
-        for u in first..(first + chunk).min(users) {
-            for d in LAST_DAY - days + 1..=LAST_DAY {
-                for m in 0..METRICS.len() {
-                    rows.push(row(&keys, u, m, d, value(u, m, d)));
-                }
-            }
-        }
+        let rows = rows_for(
+            &keys,
+            first..(first + chunk).min(users),
+            LAST_DAY - days + 1..=LAST_DAY,
+        );
         let epoch = flow.apply(inserts(rows));
         // Keep the queue short so resident memory is the pipeline's, not queued input.
         wait(&flow, epoch, &mut counts);
@@ -357,7 +358,7 @@ fn run_case(users: u64, days: Day) {
     let mut route_times = Vec::new();
     for k in 1..=new_days {
         let d = LAST_DAY + k;
-        let deltas = inserts(rows_for(&keys, users, d..=d));
+        let deltas = inserts(rows_for(&keys, 0..users, d..=d));
         let mut counts = Counts::default();
         let started = Instant::now();
         let epoch = flow.apply(deltas);
@@ -395,7 +396,7 @@ fn run_case(users: u64, days: Day) {
     let last = LAST_DAY + new_days;
 
     if users <= oracle_max {
-        let rows = rows_for(&keys, users, LAST_DAY - days + 1..=last);
+        let rows = rows_for(&keys, 0..users, LAST_DAY - days + 1..=last);
         let started = Instant::now();
         let analytics = oracle::compute(&rows);
         let t = started.elapsed();

@@ -42,6 +42,11 @@ use vitasync_engine::catalogue::ProviderPriority;
 /// or after the boundary reaches back (the 90-date baseline and correlation windows).
 pub const CONTEXT: Day = 90;
 
+/// The first date the dataflow holds for a user with this boundary.
+fn first_held(boundary: Day) -> Day {
+    boundary.saturating_sub(CONTEXT)
+}
+
 /// Where the boundary trails the user's latest date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HorizonConfig {
@@ -100,10 +105,7 @@ impl Horizon {
 
     /// The first date whose samples the dataflow holds for `user` (None: all of them).
     pub fn held_from(&self, user: UserKey) -> Option<Day> {
-        self.users
-            .get(&user)?
-            .boundary
-            .map(|b| b.saturating_sub(CONTEXT))
+        self.users.get(&user)?.boundary.map(first_held)
     }
 
     /// The user's boundary (None before their first sample).
@@ -169,8 +171,9 @@ impl Horizon {
     /// [`Self::needs_rows`] named; a user missing there keeps their archive as it was.
     pub fn route(&mut self, mut batch: Batch) -> Batch {
         let rows = std::mem::take(&mut batch.archive_rows);
+        // Decided before anything moves, by the same rule the caller used to read the rows.
+        let rearchive: BTreeSet<UserKey> = self.needs_rows(&batch).into_iter().collect();
         let mut touched: BTreeSet<UserKey> = BTreeSet::new();
-        let mut rearchive: BTreeSet<UserKey> = BTreeSet::new();
         // Retractions first, so a (−old, +new) pair leaves the new priority.
         let mut priorities = batch.priorities.clone();
         priorities.sort_by_key(|(_, _, diff)| *diff);
@@ -180,26 +183,18 @@ impl Horizon {
             } else if self.priorities.get(&u) == Some(&p) {
                 self.priorities.remove(&u);
             }
-            if self.boundary(u).is_some() {
-                rearchive.insert(u);
-            }
             touched.insert(u);
         }
         let mut forward: Vec<SampleDelta> = Vec::with_capacity(batch.samples.len());
         for d in std::mem::take(&mut batch.samples) {
             let u = d.row.user;
             let boundary = self.boundary(u);
-            if let Some(b) = boundary
-                && d.row.day < b
-            {
-                rearchive.insert(u);
-            }
             touched.insert(u);
             if d.diff > 0 {
                 let st = self.users.entry(u).or_default();
                 st.high = Some(st.high.map_or(d.row.day, |h| h.max(d.row.day)));
             }
-            if boundary.is_none_or(|b| d.row.day >= b - CONTEXT) {
+            if boundary.is_none_or(|b| d.row.day >= first_held(b)) {
                 let key = (
                     d.row.metric,
                     d.row.day,
@@ -298,7 +293,7 @@ impl Horizon {
         let (user, old, new) = (job.user, job.old, job.new);
         let (dates, prefixes, correlations) = archive;
         // The held samples that no window of a date on or after the new boundary reaches.
-        let evict_below = new - CONTEXT;
+        let evict_below = first_held(new);
         let evicted: Vec<HeldKey> = self.users[&user]
             .held
             .keys()

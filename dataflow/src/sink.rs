@@ -337,18 +337,9 @@ impl Analytics {
         let mut samples = 0;
         let mut pending: Vec<SampleChange> = Vec::new();
         for (i, (user, _, _)) in known.iter().enumerate() {
-            let mut after = None;
-            loop {
-                let page = store
-                    .scan_samples(Some(*user), None, after, HYDRATION_PAGE)
-                    .await?;
-                let Some((last, _)) = page.last() else {
-                    break;
-                };
-                after = Some(*last);
-                samples += page.len();
-                pending.extend(page.into_iter().map(|(_, c)| c));
-            }
+            let stored = user_samples(store.as_ref(), *user).await?;
+            samples += stored.len();
+            pending.extend(stored);
             // Whole users per epoch, about a page of samples each.
             if pending.len() >= HYDRATION_PAGE as usize || i + 1 == known.len() {
                 epoch = self.feed(None, &std::mem::take(&mut pending));
@@ -506,22 +497,29 @@ async fn drain(flow: Arc<Dataflow>, sources: Arc<std::sync::Mutex<Sources>>, sto
     }
 }
 
-/// Every stored sample of `user`, as pipeline rows.
-async fn user_rows(store: &dyn Store, user: UserKey) -> vitasync_engine::Result<Vec<SampleRow>> {
-    let user = UserId::from(uuid::Uuid::from_u128(user));
-    let mut rows = Vec::new();
+/// Every stored sample of `user`, as insert-changes, read a page at a time.
+async fn user_samples(
+    store: &dyn Store,
+    user: UserId,
+) -> vitasync_engine::Result<Vec<SampleChange>> {
+    let mut out = Vec::new();
     let mut after = None;
     loop {
         let page = store
             .scan_samples(Some(user), None, after, HYDRATION_PAGE)
             .await?;
         let Some((last, _)) = page.last() else {
-            return Ok(rows);
+            return Ok(out);
         };
         after = Some(*last);
-        let changes: Vec<SampleChange> = page.into_iter().map(|(_, c)| c).collect();
-        rows.extend(deltas(&changes).into_iter().map(|d| d.row));
+        out.extend(page.into_iter().map(|(_, c)| c));
     }
+}
+
+/// Every stored sample of `user`, as pipeline rows.
+async fn user_rows(store: &dyn Store, user: UserKey) -> vitasync_engine::Result<Vec<SampleRow>> {
+    let changes = user_samples(store, UserId::from(uuid::Uuid::from_u128(user))).await?;
+    Ok(deltas(&changes).into_iter().map(|d| d.row).collect())
 }
 
 /// The pipeline rows a committed change retracts and inserts.
