@@ -15,7 +15,7 @@
 //! `cargo bench -p vitasync-dataflow --bench pipeline`. Knobs (defaults in brackets):
 //! `BENCH_USERS` user counts for the 365-day cases [1000,3000]; `BENCH_DAYS` history of those
 //! cases [365]; `BENCH_HISTORY_USERS` [1000] and `BENCH_HISTORIES` [30,90] add shorter histories
-//! at that user count; `BENCH_NEW_DAYS` new dates applied one epoch each [3]; `BENCH_ORACLE_MAX`
+//! at that user count; `BENCH_NEW_DAYS` new dates applied one epoch each [20]; `BENCH_ORACLE_MAX`
 //! largest user count the oracle is timed at [3000]; `BENCH_WRITES` freshness writes per case [1000];
 //! `BENCH_RATE` freshness writes per second, 0 for back-to-back [0]; `BENCH_WORKERS` [2];
 //! `BENCH_MAX_RSS_GIB` memory cap per case [16]; `BENCH_HORIZON` 0 holds every date in the
@@ -198,6 +198,21 @@ fn memory() -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+/// CPU time of this process so far (every thread, user + system), from /proc/self/stat in
+/// clock ticks of 1/100 s.
+fn cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 fn gib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 30) as f64
 }
@@ -251,19 +266,23 @@ fn wait(flow: &Dataflow, epoch: u64, counts: &mut Counts) {
             .recv_timeout(Duration::from_secs(3_600))
             .expect("the epoch completes")
         {
-            Output::Delta(_, d) => match d {
-                OutputDelta::Daily { .. } => counts.daily += 1,
-                OutputDelta::Baseline { .. } => counts.baselines += 1,
-                OutputDelta::Anomaly { .. } => counts.anomalies += 1,
-                OutputDelta::Record { .. } | OutputDelta::WorkoutRecord { .. } => {
-                    counts.records += 1
+            Output::Deltas(_, ds) => {
+                for d in ds {
+                    match d {
+                        OutputDelta::Daily { .. } => counts.daily += 1,
+                        OutputDelta::Baseline { .. } => counts.baselines += 1,
+                        OutputDelta::Anomaly { .. } => counts.anomalies += 1,
+                        OutputDelta::Record { .. } | OutputDelta::WorkoutRecord { .. } => {
+                            counts.records += 1
+                        }
+                        OutputDelta::Scores { .. } => counts.scores += 1,
+                        OutputDelta::Correlation { .. } => counts.correlations += 1,
+                        OutputDelta::Archived(a) => {
+                            counts.archived += (a.anomalies.len() + a.scores.len()) as u64
+                        }
+                    }
                 }
-                OutputDelta::Scores { .. } => counts.scores += 1,
-                OutputDelta::Correlation { .. } => counts.correlations += 1,
-                OutputDelta::Archived(a) => {
-                    counts.archived += (a.anomalies.len() + a.scores.len()) as u64
-                }
-            },
+            }
             Output::Done(e) if e >= epoch => return,
             Output::Done(_) => {}
         }
@@ -286,7 +305,7 @@ fn run_case(users: u64, days: Day) {
     let cap = (env_num("BENCH_MAX_RSS_GIB", 16.0) * (1u64 << 30) as f64) as u64;
     watchdog(cap);
     let workers = env_num("BENCH_WORKERS", 2.0) as usize;
-    let new_days = env_num("BENCH_NEW_DAYS", 3.0) as Day;
+    let new_days = env_num("BENCH_NEW_DAYS", 20.0) as Day;
     let oracle_max = env_num("BENCH_ORACLE_MAX", 3000.0) as u64;
     let writes = env_num("BENCH_WRITES", 1000.0) as usize;
     let rate = env_num("BENCH_RATE", 0.0);
@@ -356,10 +375,12 @@ fn run_case(users: u64, days: Day) {
     // 2. New dates, one epoch each, every user.
     let mut times = Vec::new();
     let mut route_times = Vec::new();
+    let mut cpu = 0.0;
     for k in 1..=new_days {
         let d = LAST_DAY + k;
         let deltas = inserts(rows_for(&keys, 0..users, d..=d));
         let mut counts = Counts::default();
+        let cpu_started = cpu_secs();
         let started = Instant::now();
         let epoch = flow.apply(deltas);
         // `apply` returns once the horizon has routed the batch (archiving the users whose
@@ -367,6 +388,7 @@ fn run_case(users: u64, days: Day) {
         let routed = started.elapsed();
         wait(&flow, epoch, &mut counts);
         let t = started.elapsed();
+        cpu += cpu_secs() - cpu_started;
         times.push(secs(t));
         route_times.push(secs(routed));
         eprintln!(
@@ -385,6 +407,7 @@ fn run_case(users: u64, days: Day) {
             .collect::<Vec<_>>()
             .join(","),
     );
+    report("new_day_cpu_s", format!("{:.3}", cpu / f64::from(new_days)));
     report(
         "new_day_route_s",
         route_times
@@ -458,7 +481,7 @@ fn run_case(users: u64, days: Day) {
                         latency.push(secs(at.elapsed()) * 1_000.0);
                     }
                 }
-                Ok(Output::Delta(..)) => counts.daily += 1,
+                Ok(Output::Deltas(_, ds)) => counts.daily += ds.len() as u64,
                 Err(_) => {}
             }
         }
@@ -576,23 +599,39 @@ fn main() {
     }
     println!("\n### One new date for every user (one epoch)\n");
     println!(
-        "| users | days | incremental s (each date) | of which routing s | median s | output deltas | oracle s | oracle / incremental |"
+        "| users | days | dates | first 3 s | median s | max s | routing median s | CPU s per date | output deltas per date | oracle s | oracle / median | oracle / CPU |"
     );
-    println!("| ---: | ---: | --- | --- | ---: | --- | ---: | ---: |");
+    println!(
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
     for ((u, d), f, _) in &results {
         let Some(times) = f.get("new_day_s") else {
             continue;
         };
-        let mut ts: Vec<f64> = times.split(',').filter_map(|t| t.parse().ok()).collect();
-        ts.sort_by(f64::total_cmp);
-        let median = percentile(&ts, 0.5);
+        let parse =
+            |list: &str| -> Vec<f64> { list.split(',').filter_map(|t| t.parse().ok()).collect() };
+        let ts = parse(times);
+        let first: Vec<String> = ts.iter().take(3).map(|t| format!("{t:.3}")).collect();
+        let mut sorted = ts.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = percentile(&sorted, 0.5);
+        let mut routes = parse(&get(f, "new_day_route_s"));
+        routes.sort_by(f64::total_cmp);
         let oracle: Option<f64> = f.get("oracle_s").and_then(|o| o.parse().ok());
+        let cpu: Option<f64> = f.get("new_day_cpu_s").and_then(|c| c.parse().ok());
         println!(
-            "| {u} | {d} | {times} | {} | {median:.3} | {} | {} | {} |",
-            get(f, "new_day_route_s"),
+            "| {u} | {d} | {} | {} | {median:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} |",
+            ts.len(),
+            first.join(", "),
+            sorted.last().copied().unwrap_or(f64::NAN),
+            percentile(&routes, 0.5),
+            get(f, "new_day_cpu_s"),
             get(f, "new_day_deltas"),
             oracle.map_or("–".into(), |o| format!("{o:.2}")),
             oracle.map_or("–".into(), |o| format!("{:.1}×", o / median)),
+            oracle
+                .zip(cpu)
+                .map_or("–".into(), |(o, c)| format!("{:.1}×", o / c)),
         );
     }
     println!("\n### Freshness (single-user writes after hydration)\n");

@@ -7,36 +7,63 @@
 
 use statrs::function::beta::checked_beta_reg;
 
-/// Pearson's r and its two-sided p; None for fewer than two points or constant input (scipy
-/// returns NaN there).
-pub fn pearson(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
-    pearson_r(x, y).map(|r| (r, p_value(r, x.len())))
+use crate::model::Fixed;
+
+/// Exact sums over paired integer observations. Pearson's r is computed from them alone, so
+/// it does not depend on the order the pairs were added in: the pipeline (which assembles a
+/// user's pairs from bit masks and per-metric sums) and the oracle (which walks the dates)
+/// get the same bits. The sums are exact in `i128` for |values| below ~10^16, far beyond
+/// any catalogue range in millionths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Moments {
+    pub n: i64,
+    pub sx: i128,
+    pub sy: i128,
+    pub sxx: i128,
+    pub syy: i128,
+    pub sxy: i128,
 }
 
-/// Pearson's r alone (its p is the costly part, and most pairs fail |r| > 0.3 first).
-pub fn pearson_r(x: &[f64], y: &[f64]) -> Option<f64> {
-    let n = x.len();
-    if n < 2 || n != y.len() {
-        return None;
+impl Moments {
+    pub fn add(&mut self, x: i64, y: i64) {
+        let (x, y) = (i128::from(x), i128::from(y));
+        self.n += 1;
+        self.sx += x;
+        self.sy += y;
+        self.sxx += x * x;
+        self.syy += y * y;
+        self.sxy += x * y;
     }
-    let mx = x.iter().sum::<f64>() / n as f64;
-    let my = y.iter().sum::<f64>() / n as f64;
-    // Scaling the centred values by their largest magnitude first keeps the norms from
-    // overflowing or losing precision, as scipy does. Recomputed per pass instead of stored:
-    // this runs for every pair of a user's metrics on every change.
-    let sx = x.iter().fold(0.0f64, |m, v| m.max((v - mx).abs()));
-    let sy = y.iter().fold(0.0f64, |m, v| m.max((v - my).abs()));
-    if sx == 0.0 || sy == 0.0 {
-        return None;
+
+    pub fn of(x: &[i64], y: &[i64]) -> Moments {
+        let mut m = Moments::default();
+        for (a, b) in x.iter().zip(y) {
+            m.add(*a, *b);
+        }
+        m
     }
-    let (mut xx, mut yy, mut xy) = (0.0f64, 0.0f64, 0.0f64);
-    for (a, b) in x.iter().zip(y) {
-        let (a, b) = ((a - mx) / sx, (b - my) / sy);
-        xx += a * a;
-        yy += b * b;
-        xy += a * b;
+
+    /// Pearson's r; None for fewer than two points or constant input (scipy returns NaN
+    /// there). The co-moments n·Σxy − Σx·Σy etc. are exact integers; the only roundings are
+    /// their conversions, the product, the square root and the division.
+    pub fn r(&self) -> Option<f64> {
+        if self.n < 2 {
+            return None;
+        }
+        let n = i128::from(self.n);
+        let vx = n * self.sxx - self.sx * self.sx;
+        let vy = n * self.syy - self.sy * self.sy;
+        if vx <= 0 || vy <= 0 {
+            return None;
+        }
+        let cov = n * self.sxy - self.sx * self.sy;
+        Some((cov as f64 / ((vx as f64) * (vy as f64)).sqrt()).clamp(-1.0, 1.0))
     }
-    Some((xy / (xx.sqrt() * yy.sqrt())).clamp(-1.0, 1.0))
+}
+
+/// Pearson's r and its two-sided p.
+pub fn pearson(x: &[Fixed], y: &[Fixed]) -> Option<(f64, f64)> {
+    Moments::of(x, y).r().map(|r| (r, p_value(r, x.len())))
 }
 
 /// The two-sided p of a correlation coefficient over `n` points under independence.
@@ -53,20 +80,22 @@ pub fn p_value(r: f64, n: usize) -> f64 {
         .min(1.0)
 }
 
-/// Ranks starting at 1, ties sharing their average rank (scipy `rankdata(method="average")`).
-pub fn average_ranks(x: &[f64]) -> Vec<f64> {
+/// Twice the average ranks (ranks start at 1; ties share their average, scipy
+/// `rankdata(method="average")`), as integers so Spearman's ρ is exact moments of them.
+pub fn doubled_ranks(x: &[Fixed]) -> Vec<i64> {
     let mut order: Vec<usize> = (0..x.len()).collect();
-    order.sort_by(|a, b| x[*a].total_cmp(&x[*b]));
-    let mut ranks = vec![0.0; x.len()];
+    order.sort_unstable_by_key(|i| (x[*i], *i));
+    let mut ranks = vec![0; x.len()];
     let mut i = 0;
     while i < order.len() {
         let mut j = i;
         while j + 1 < order.len() && x[order[j + 1]] == x[order[i]] {
             j += 1;
         }
-        let avg = (i + j) as f64 / 2.0 + 1.0;
+        // Positions i..=j (0-based) share rank ((i + 1) + (j + 1)) / 2.
+        let doubled = (i + j + 2) as i64;
         for k in i..=j {
-            ranks[order[k]] = avg;
+            ranks[order[k]] = doubled;
         }
         i = j + 1;
     }
@@ -74,13 +103,19 @@ pub fn average_ranks(x: &[f64]) -> Vec<f64> {
 }
 
 /// Spearman's ρ and its two-sided p; None where Pearson's r of the ranks is undefined.
-pub fn spearman(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
-    pearson(&average_ranks(x), &average_ranks(y))
+pub fn spearman(x: &[Fixed], y: &[Fixed]) -> Option<(f64, f64)> {
+    let rho = Moments::of(&doubled_ranks(x), &doubled_ranks(y)).r()?;
+    Some((rho, p_value(rho, x.len())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::to_fixed;
+
+    fn fixed(xs: &[f64]) -> Vec<Fixed> {
+        xs.iter().map(|v| to_fixed(*v)).collect()
+    }
 
     fn close(a: f64, b: f64, tol: f64) {
         assert!(
@@ -130,6 +165,8 @@ mod tests {
             ),
         ];
         for (x, y, r, p, rho, sp) in cases {
+            let (x, y) = (fixed(x), fixed(y));
+            let (x, y) = (&x[..], &y[..]);
             let (got_r, got_p) = pearson(x, y).unwrap();
             close(got_r, *r, 1e-12);
             close(got_p, *p, 1e-9);
@@ -141,19 +178,14 @@ mod tests {
                 close(got_sp, *sp, 1e-9);
             }
         }
-        assert!(
-            pearson(&[1., 1., 1., 1.], &[1., 2., 3., 4.]).is_none(),
-            "constant input"
-        );
-        assert!(spearman(&[1., 1., 1., 1.], &[1., 2., 3., 4.]).is_none());
+        let (ones, steps) = (fixed(&[1., 1., 1., 1.]), fixed(&[1., 2., 3., 4.]));
+        assert!(pearson(&ones, &steps).is_none(), "constant input");
+        assert!(spearman(&ones, &steps).is_none());
     }
 
     #[test]
     fn ties_get_average_ranks() {
-        assert_eq!(
-            average_ranks(&[10., 20., 20., 5.]),
-            vec![2.0, 3.5, 3.5, 1.0]
-        );
+        assert_eq!(doubled_ranks(&[10, 20, 20, 5]), vec![4, 7, 7, 2]);
     }
 
     #[test]
@@ -161,7 +193,7 @@ mod tests {
         let x: Vec<f64> = (0..200).map(f64::from).collect();
         // r ≈ 0.94 over 200 points: p ≈ 1e-90, far below what 1 − cdf can represent.
         let y: Vec<f64> = x.iter().map(|v| v + 30.0 * (v * 7.0).sin()).collect();
-        let (r, p) = pearson(&x, &y).unwrap();
+        let (r, p) = pearson(&fixed(&x), &fixed(&y)).unwrap();
         assert!(r > 0.9 && r < 0.97, "{r}");
         assert!(p > 0.0 && p < 1e-60, "{p}");
     }

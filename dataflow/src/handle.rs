@@ -86,7 +86,6 @@ impl Dataflow {
         let first = first.max(1);
         let workers = workers.max(1);
         let (out_tx, out_rx) = crossbeam_channel::unbounded::<Output>();
-        let bounded = horizon.is_some();
         let mut commands = Vec::with_capacity(workers);
         let mut receivers = Vec::with_capacity(workers);
         for _ in 0..workers {
@@ -101,8 +100,7 @@ impl Dataflow {
                 .take()
                 .expect("each worker takes its own command channel");
             let sink = out_tx.clone();
-            let mut inputs =
-                worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink, bounded));
+            let mut inputs = worker.dataflow::<Epoch, _, _>(|scope| pipeline::build(scope, sink));
             inputs.advance_to(first);
             let probe = inputs.probe.clone();
             loop {
@@ -111,8 +109,13 @@ impl Dataflow {
                         let batch = *batch;
                         // Worker 0 alone receives commands, so its archive outputs follow the
                         // previous epoch's `Done` and precede this one's.
-                        for a in batch.archived {
-                            let _ = out_tx.send(Output::Delta(epoch, OutputDelta::Archived(a)));
+                        if !batch.archived.is_empty() {
+                            let archived = batch
+                                .archived
+                                .into_iter()
+                                .map(OutputDelta::Archived)
+                                .collect();
+                            let _ = out_tx.send(Output::Deltas(epoch, archived));
                         }
                         for d in batch.samples {
                             inputs.samples.update_at(d.row, epoch, d.diff);

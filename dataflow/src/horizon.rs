@@ -28,7 +28,9 @@
 //! the dataflow with the oracle's arithmetic, so the rows are identical whichever produced
 //! them (the property test drives histories across boundaries to prove it).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
 
 use crate::handle::Batch;
 use crate::model::{
@@ -96,10 +98,10 @@ impl Horizon {
         assert!(config.block > 0 && config.lead >= 0, "a usable horizon");
         Horizon {
             config,
-            users: HashMap::new(),
-            priorities: HashMap::new(),
+            users: HashMap::default(),
+            priorities: HashMap::default(),
             providers: Vec::new(),
-            provider_ix: HashMap::new(),
+            provider_ix: HashMap::default(),
         }
     }
 
@@ -233,7 +235,9 @@ impl Horizon {
         for (job, archive) in jobs.iter().zip(compute_all(&jobs)) {
             self.apply(job, archive, &mut forward, &mut batch);
         }
-        batch.samples = consolidate(forward);
+        // A sample inserted and evicted in one batch is sent as both; the dataflow's input
+        // consolidates them.
+        batch.samples = forward;
         batch
     }
 
@@ -258,7 +262,7 @@ impl Horizon {
                 user,
                 old,
                 new,
-                rows: rows.iter().filter(|r| r.day < new).cloned().collect(),
+                source: Source::Rows(rows.iter().filter(|r| r.day < new).cloned().collect()),
                 priorities,
                 from: Day::MIN,
                 earlier: None,
@@ -268,12 +272,15 @@ impl Horizon {
                 user,
                 old,
                 new,
-                rows: st
-                    .held
-                    .iter()
-                    .filter(|(k, _)| k.1 < new)
-                    .flat_map(|(k, n)| std::iter::repeat_n(self.row(user, k), (*n).max(0) as usize))
-                    .collect(),
+                source: Source::Held {
+                    samples: st
+                        .held
+                        .iter()
+                        .filter(|(k, _)| k.1 < new)
+                        .map(|(k, n)| (*k, *n))
+                        .collect(),
+                    providers: self.providers.clone(),
+                },
                 priorities,
                 from: old.unwrap_or(Day::MIN),
                 earlier: Some((st.prefixes.clone(), st.correlations.clone())),
@@ -342,23 +349,66 @@ impl Horizon {
     }
 }
 
-/// One user's archive to compute: the oracle over `rows` (their rows before the new boundary,
-/// or the held ones), then what it means for the dates in `[from, new)`.
+/// One user's archive to compute from `source` (their rows before the new boundary, or the
+/// held ones), then what it means for the dates in `[from, new)`.
 struct Job {
     user: UserKey,
     old: Option<Day>,
     new: Day,
-    rows: Vec<SampleRow>,
+    source: Source,
     priorities: BTreeMap<UserKey, ProviderPriority>,
     from: Day,
     earlier: Option<(BTreeMap<MetricKey, Prefix>, Option<PrefixCorrelations>)>,
 }
 
+/// Where a job's samples come from.
+enum Source {
+    /// The user's stored rows (a change before the boundary).
+    Rows(Vec<SampleRow>),
+    /// The held samples, sorted by (metric, date, …), with the interned provider names.
+    Held {
+        samples: Vec<(HeldKey, isize)>,
+        providers: Vec<String>,
+    },
+}
+
 impl Job {
     fn compute(&self) -> Archive {
-        let part = oracle::compute_with(&self.rows, &self.priorities);
+        let mut series: BTreeMap<MetricKey, Vec<(Day, Fixed)>> = BTreeMap::new();
+        match &self.source {
+            Source::Rows(rows) => {
+                for ((_, m, d), daily) in oracle::dailies(rows, &self.priorities) {
+                    series.entry(m).or_default().push((d, daily.value));
+                }
+            }
+            Source::Held { samples, providers } => {
+                let default = ProviderPriority::default();
+                let priority = self.priorities.get(&self.user).unwrap_or(&default);
+                // Sorted by (metric, date): each day's samples are one run.
+                let mut entries = Vec::new();
+                for run in samples.chunk_by(|(a, _), (b, _)| (a.0, a.1) == (b.0, b.1)) {
+                    let (m, d) = (run[0].0.0, run[0].0.1);
+                    entries.clear();
+                    entries.extend(
+                        run.iter()
+                            .map(|(k, n)| ((providers[k.2 as usize].as_str(), k.3, k.4), *n)),
+                    );
+                    if let Some(daily) = crate::stats::daily_value(m, priority, &entries) {
+                        series.entry(m).or_default().push((d, daily.value));
+                    }
+                }
+            }
+        }
+        // Only the dates being archived need their dated rows.
+        let fresh: BTreeSet<MetricKey> = series
+            .iter()
+            .filter(|(_, vals)| vals.iter().any(|(d, _)| self.from <= *d && *d < self.new))
+            .map(|(m, _)| *m)
+            .collect();
+        let mut part = oracle::Analytics::default();
+        crate::user_analytics::batch_into(self.user, series, self.from..self.new, &mut part);
         let earlier = self.earlier.as_ref().map(|(p, c)| (p, c.as_ref()));
-        archive_of(self.user, &part, self.from, self.new, earlier)
+        archive_of(self.user, &part, &fresh, self.from, self.new, earlier)
     }
 }
 
@@ -397,6 +447,7 @@ type Archive = (
 fn archive_of(
     user: UserKey,
     part: &oracle::Analytics,
+    fresh: &BTreeSet<MetricKey>,
     from: Day,
     below: Day,
     earlier: Option<(&BTreeMap<MetricKey, Prefix>, Option<&PrefixCorrelations>)>,
@@ -419,12 +470,6 @@ fn archive_of(
             .map(|((_, d), s)| (*d, s.clone()))
             .collect(),
     };
-    let fresh: BTreeSet<MetricKey> = part
-        .daily
-        .keys()
-        .filter(|(_, _, d)| in_range(*d))
-        .map(|(_, m, _)| *m)
-        .collect();
     let none = BTreeMap::new();
     let (old_prefixes, old_correlations) = earlier.unwrap_or((&none, None));
     let metrics: BTreeSet<MetricKey> = old_prefixes.keys().chain(fresh.iter()).copied().collect();
@@ -470,16 +515,4 @@ fn archive_of(
         })
     };
     (dates, prefixes, correlations)
-}
-
-/// Sums the multiplicities of equal rows and drops the ones that cancel.
-fn consolidate(deltas: Vec<SampleDelta>) -> Vec<SampleDelta> {
-    let mut sums: BTreeMap<SampleRow, isize> = BTreeMap::new();
-    for d in deltas {
-        *sums.entry(d.row).or_default() += d.diff;
-    }
-    sums.into_iter()
-        .filter(|(_, n)| *n != 0)
-        .map(|(row, diff)| SampleDelta { row, diff })
-        .collect()
 }

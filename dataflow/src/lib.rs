@@ -7,9 +7,14 @@
 //!   float that lets statistics travel as dataflow data.
 //! - [`stats`]: the arithmetic (daily aggregation, baseline statistics) as pure functions shared
 //!   by the pipeline and the oracle.
-//! - [`corr`]: Pearson and Spearman with scipy's p-values (regularised incomplete beta).
+//! - [`corr`]: Pearson and Spearman from exact integer moments, with scipy's p-values
+//!   (regularised incomplete beta).
 //! - [`pipeline`]: the dataflow graph (samples → each provider's day → the workspace's choice →
-//!   series, trailing windows, per-user correlations, scores; workouts → per-activity records).
+//!   the per-user operator; workouts → per-activity records).
+//! - `user_analytics`: the per-user operator (held daily values → baselines, records,
+//!   anomalies, scores, correlations, re-derived where an epoch's changes reach and emitted as
+//!   differences), and the same derivations in batch for the horizon's archive.
+//! - [`providers`]: provider names as process-local ids inside the dataflow.
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`horizon`]: which dates the dataflow holds per user (a boundary trailing their latest
@@ -32,9 +37,11 @@ pub mod materialize;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;
+pub mod providers;
 pub mod reconcile;
 pub mod sink;
 pub mod stats;
+mod user_analytics;
 pub mod view;
 
 pub use handle::Dataflow;

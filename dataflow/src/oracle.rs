@@ -71,12 +71,12 @@ pub fn add_workouts(out: &mut Analytics, workouts: &[(UserKey, WorkoutRow)]) {
     }
 }
 
-/// Computes every analytic from the current sample rows, each user's days sourced by their
+/// The daily value of every (user, metric, date) of `rows`, each user's days sourced by their
 /// workspace's provider priority (the default where `priorities` has none).
-pub fn compute_with(
+pub fn dailies(
     rows: &[SampleRow],
     priorities: &BTreeMap<UserKey, ProviderPriority>,
-) -> Analytics {
+) -> BTreeMap<(UserKey, MetricKey, Day), Daily> {
     let default = ProviderPriority::default();
     let mut groups: BTreeMap<(UserKey, MetricKey, Day), Vec<(stats::DayEntry<'_>, isize)>> =
         BTreeMap::new();
@@ -86,13 +86,25 @@ pub fn compute_with(
             .or_default()
             .push(((r.provider.as_str(), r.recorded_at, r.value), 1));
     }
-    let mut out = Analytics::default();
-    for (key, entries) in &groups {
-        let priority = priorities.get(&key.0).unwrap_or(&default);
-        if let Some(d) = stats::daily_value(key.1, priority, entries) {
-            out.daily.insert(*key, d);
-        }
-    }
+    groups
+        .iter()
+        .filter_map(|(key, entries)| {
+            let priority = priorities.get(&key.0).unwrap_or(&default);
+            Some((*key, stats::daily_value(key.1, priority, entries)?))
+        })
+        .collect()
+}
+
+/// Computes every analytic from the current sample rows, each user's days sourced by their
+/// workspace's provider priority (the default where `priorities` has none).
+pub fn compute_with(
+    rows: &[SampleRow],
+    priorities: &BTreeMap<UserKey, ProviderPriority>,
+) -> Analytics {
+    let mut out = Analytics {
+        daily: dailies(rows, priorities),
+        ..Analytics::default()
+    };
     let mut series: BTreeMap<(UserKey, MetricKey), Vec<(Day, Fixed)>> = BTreeMap::new();
     for ((u, m, d), daily) in &out.daily {
         series.entry((*u, *m)).or_default().push((*d, daily.value));

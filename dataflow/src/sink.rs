@@ -136,7 +136,11 @@ impl Analytics {
             .spawn(move || {
                 for out in outputs {
                     match out {
-                        Output::Delta(_, d) => sink.apply(d),
+                        Output::Deltas(_, ds) => {
+                            for d in ds {
+                                sink.apply(d);
+                            }
+                        }
                         Output::Done(e) => {
                             sink.done(e);
                             viewed_tx.send_replace(e);

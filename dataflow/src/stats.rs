@@ -30,10 +30,14 @@ pub fn daily_value(
     provider_daily(metric, winner, entries)
 }
 
-/// Each provider's value of the day (its samples aggregated by the catalogue rule), ordered by
-/// provider name.
-pub fn provider_dailies(metric: MetricKey, entries: &[(DayEntry<'_>, isize)]) -> Vec<Daily> {
-    let mut providers: Vec<&str> = entries
+/// Each provider's value of the day (its samples aggregated by the catalogue rule) and how
+/// many samples went into it, ordered by provider. `P` is whatever names the provider (the
+/// pipeline uses interned ids).
+pub fn provider_dailies<P: Ord + Copy>(
+    metric: MetricKey,
+    entries: &[((P, i64, Fixed), isize)],
+) -> Vec<(P, Fixed, u32)> {
+    let mut providers: Vec<P> = entries
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|((p, _, _), _)| *p)
@@ -42,7 +46,7 @@ pub fn provider_dailies(metric: MetricKey, entries: &[(DayEntry<'_>, isize)]) ->
     providers.dedup();
     providers
         .into_iter()
-        .filter_map(|p| provider_daily(metric, p, entries))
+        .filter_map(|p| aggregate(metric, p, entries).map(|(v, count)| (p, v, count)))
         .collect()
 }
 
@@ -52,6 +56,19 @@ fn provider_daily(
     winner: &str,
     entries: &[(DayEntry<'_>, isize)],
 ) -> Option<Daily> {
+    aggregate(metric, winner, entries).map(|(value, count)| Daily {
+        value,
+        count,
+        provider: winner.to_string(),
+    })
+}
+
+/// The value of `winner`'s samples by the metric's rule, and their number.
+fn aggregate<P: PartialEq>(
+    metric: MetricKey,
+    winner: P,
+    entries: &[((P, i64, Fixed), isize)],
+) -> Option<(Fixed, u32)> {
     let mut count: u32 = 0;
     let mut sum: i128 = 0;
     let mut min = Fixed::MAX;
@@ -79,11 +96,7 @@ fn provider_daily(
         Aggregation::Max => max,
         Aggregation::Last => last.map(|(_, v)| v).unwrap_or_default(),
     };
-    Some(Daily {
-        value,
-        count,
-        provider: winner.to_string(),
-    })
+    Some((value, count))
 }
 
 /// Integer division rounding half away from zero.
@@ -101,37 +114,53 @@ fn div_round(num: i128, den: i128) -> Fixed {
     q as Fixed
 }
 
+/// The `q` quantile of sorted, non-empty fixed-point values in the canonical unit: the same
+/// numbers as [`quantile`] over the converted values (the conversion is monotone), without
+/// converting them all.
+fn quantile_fixed(sorted: &[Fixed], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    let (a, b) = (from_fixed(sorted[lo]), from_fixed(sorted[hi]));
+    a + (h - lo as f64) * (b - a)
+}
+
 /// Statistics of a window. `values` are (day, value) sorted by day, one per day, all within
 /// the window ending at `as_of`; at least one.
 pub fn baseline(as_of: Day, values: &[(Day, Fixed)]) -> Baseline {
     let n = values.len();
     let sum: i128 = values.iter().map(|(_, v)| i128::from(*v)).sum();
     let mean = sum as f64 / n as f64 / SCALE;
-    let xs: Vec<f64> = values.iter().map(|(_, v)| from_fixed(*v)).collect();
     let sd = (n >= 2).then(|| {
-        let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+        let ss: f64 = values
+            .iter()
+            .map(|(_, v)| (from_fixed(*v) - mean) * (from_fixed(*v) - mean))
+            .sum();
         F64((ss / (n as f64 - 1.0)).sqrt())
     });
-    let mut sorted = xs.clone();
-    sorted.sort_by(f64::total_cmp);
+    let mut sorted: Vec<Fixed> = values.iter().map(|(_, v)| *v).collect();
+    sorted.sort_unstable();
 
-    let days: Vec<f64> = values.iter().map(|(d, _)| f64::from(*d - as_of)).collect();
-    let mean_day = days.iter().sum::<f64>() / n as f64;
-    let sxx: f64 = days.iter().map(|d| (d - mean_day) * (d - mean_day)).sum();
-    let sxy: f64 = days
+    let day = |d: Day| f64::from(d - as_of);
+    let mean_day = values.iter().map(|(d, _)| day(*d)).sum::<f64>() / n as f64;
+    let sxx: f64 = values
         .iter()
-        .zip(&xs)
-        .map(|(d, x)| (d - mean_day) * (x - mean))
+        .map(|(d, _)| (day(*d) - mean_day) * (day(*d) - mean_day))
+        .sum();
+    let sxy: f64 = values
+        .iter()
+        .map(|(d, v)| (day(*d) - mean_day) * (from_fixed(*v) - mean))
         .sum();
     let slope_per_day = (sxx > 0.0).then(|| F64(sxy / sxx));
 
-    let recent: Vec<f64> = values
+    let (recent_n, recent_sum) = values
         .iter()
         .filter(|(d, _)| *d > as_of - 7)
-        .map(|(_, v)| from_fixed(*v))
-        .collect();
-    let change_7d_pct = (!recent.is_empty() && mean != 0.0).then(|| {
-        let m7 = recent.iter().sum::<f64>() / recent.len() as f64;
+        .fold((0usize, 0.0f64), |(k, s), (_, v)| {
+            (k + 1, s + from_fixed(*v))
+        });
+    let change_7d_pct = (recent_n > 0 && mean != 0.0).then(|| {
+        let m7 = recent_sum / recent_n as f64;
         F64((m7 - mean) / mean.abs() * 100.0)
     });
 
@@ -140,11 +169,11 @@ pub fn baseline(as_of: Day, values: &[(Day, Fixed)]) -> Baseline {
         n: n as u32,
         mean: F64(mean),
         sd,
-        median: F64(quantile(&sorted, 0.5)),
-        p25: F64(quantile(&sorted, 0.25)),
-        p75: F64(quantile(&sorted, 0.75)),
-        min: F64(sorted[0]),
-        max: F64(sorted[n - 1]),
+        median: F64(quantile_fixed(&sorted, 0.5)),
+        p25: F64(quantile_fixed(&sorted, 0.25)),
+        p75: F64(quantile_fixed(&sorted, 0.75)),
+        min: F64(from_fixed(sorted[0])),
+        max: F64(from_fixed(sorted[n - 1])),
         slope_per_day,
         change_7d_pct,
     }
@@ -159,18 +188,20 @@ pub fn window_stats(values: &[Fixed]) -> Option<WindowStats> {
     let n = values.len();
     let sum: i128 = values.iter().map(|v| i128::from(*v)).sum();
     let mean = sum as f64 / n as f64 / SCALE;
-    let xs: Vec<f64> = values.iter().map(|v| from_fixed(*v)).collect();
-    let ss: f64 = xs.iter().map(|x| (x - mean) * (x - mean)).sum();
+    let ss: f64 = values
+        .iter()
+        .map(|v| (from_fixed(*v) - mean) * (from_fixed(*v) - mean))
+        .sum();
     let sd = ss / (n as f64 - 1.0);
-    let mut sorted = xs;
-    sorted.sort_by(f64::total_cmp);
+    let mut sorted = values.to_vec();
+    sorted.sort_unstable();
     Some(WindowStats {
         n: n as u32,
         mean: F64(mean),
         sd: Some(F64(sd.sqrt())),
-        median: F64(quantile(&sorted, 0.5)),
-        p25: F64(quantile(&sorted, 0.25)),
-        p75: F64(quantile(&sorted, 0.75)),
+        median: F64(quantile_fixed(&sorted, 0.5)),
+        p25: F64(quantile_fixed(&sorted, 0.25)),
+        p75: F64(quantile_fixed(&sorted, 0.75)),
     })
 }
 
@@ -272,23 +303,43 @@ pub fn correlation(pairs: &[(Fixed, Fixed)]) -> Option<Correlation> {
     if pairs.len() < CORRELATION_MIN_PAIRS {
         return None;
     }
-    let x: Vec<f64> = pairs.iter().map(|(a, _)| from_fixed(*a)).collect();
-    let y: Vec<f64> = pairs.iter().map(|(_, b)| from_fixed(*b)).collect();
-    let r = crate::corr::pearson_r(&x, &y)?;
+    let mut m = crate::corr::Moments::default();
+    for (x, y) in pairs {
+        m.add(*x, *y);
+    }
+    significant(&m, || {
+        let x: Vec<Fixed> = pairs.iter().map(|(a, _)| *a).collect();
+        let y: Vec<Fixed> = pairs.iter().map(|(_, b)| *b).collect();
+        crate::corr::Moments::of(
+            &crate::corr::doubled_ranks(&x),
+            &crate::corr::doubled_ranks(&y),
+        )
+    })
+}
+
+/// The correlation of pairs with exact moments `m` (at least the minimum number of pairs), if
+/// significant; `ranks` gives the moments of their doubled average ranks, asked for only
+/// then (Spearman is the costly part and most pairs fail |r| > 0.3 first).
+pub fn significant(
+    m: &crate::corr::Moments,
+    ranks: impl FnOnce() -> crate::corr::Moments,
+) -> Option<Correlation> {
+    let r = m.r()?;
     if r.abs() <= 0.3 {
         return None;
     }
-    let p = crate::corr::p_value(r, pairs.len());
+    let n = m.n as usize;
+    let p = crate::corr::p_value(r, n);
     if p >= 0.05 {
         return None;
     }
-    let s = crate::corr::spearman(&x, &y);
+    let rho = ranks().r();
     Some(Correlation {
-        n: pairs.len() as u32,
+        n: n as u32,
         pearson_r: F64(r),
         pearson_p: F64(p),
-        spearman_rho: s.map(|(rho, _)| F64(rho)),
-        spearman_p: s.map(|(_, p)| F64(p)),
+        spearman_rho: rho.map(F64),
+        spearman_p: rho.map(|rho| F64(crate::corr::p_value(rho, n))),
     })
 }
 

@@ -469,12 +469,14 @@ fn run(batches: Vec<Vec<Op>>, workers: usize, horizon: Option<HorizonConfig>) ->
                 .recv_timeout(Duration::from_secs(30))
                 .expect("the epoch completes")
             {
-                Output::Delta(e, d) => {
+                Output::Deltas(e, ds) => {
                     assert!(e <= epoch, "a delta from the future: {e} > {epoch}");
-                    if let OutputDelta::Archived(a) = &d {
-                        archived_rows += a.anomalies.len() + a.scores.len();
+                    for d in ds {
+                        if let OutputDelta::Archived(a) = &d {
+                            archived_rows += a.anomalies.len() + a.scores.len();
+                        }
+                        state.apply(d);
                     }
-                    state.apply(d);
                 }
                 Output::Done(e) if e == epoch => {
                     state.done();

@@ -1,0 +1,982 @@
+//! Everything derived from one user's daily values — baselines, records, anomalies, scores and
+//! correlations — in one timely operator that keeps, per user, the held daily values, the
+//! horizon's boundary and summaries, and the rows it last emitted.
+//!
+//! Why an operator of its own rather than differential `reduce`s: a new date moves every
+//! window that ends at the user's latest date, and a `reduce` answers that by replaying each
+//! key's input history and comparing output traces, which cost several times the statistics
+//! themselves. Here epochs are processed in order once complete (the input frontier has
+//! passed them), so the state is just the current values, and each epoch re-derives only the
+//! rows its changes can reach, with the same `stats` functions the oracle calls, and emits
+//! the difference to what it emitted before. The property test compares the result with the
+//! oracle after every epoch.
+//!
+//! What a change of metric m at date c reaches:
+//! - the series of m: the baselines of the windows ending at its latest date, and the record;
+//! - anomalies of m on c … c + 28 (c + 29 for resting heart rate, whose rule needs the day
+//!   before too);
+//! - scores on c (a score metric's value), c … c + 28 (the resting-heart-rate median),
+//!   c … c + 60 (the ln rMSSD reference);
+//! - the user's correlations, when c lies in the 90-date window or the latest date moved.
+//!
+//! Dated rows (anomalies, scores) are produced only on or after the user's boundary; when the
+//! boundary moves, the rows before it are retracted (the archive supplies them).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use foldhash::HashMap;
+
+use differential_dataflow::hashable::Hashable;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::Operator;
+use timely::dataflow::{Stream, StreamVec};
+
+use crate::corr::Moments;
+use crate::model::{
+    ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_MIN_PAIRS, CORRELATION_WINDOW, Correlation, Day,
+    Fixed, HRV_REFERENCE_WINDOW, MetricKey, OutputDelta, Prefix, PrefixCorrelations, Record,
+    ScoreInput, Scores, UserKey, WINDOWS, metric_key,
+};
+use crate::pipeline::{Epoch, Output, OutputSink};
+use crate::stats;
+
+/// What the operator reads, keyed by user.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub(crate) enum UserEvent {
+    /// The daily value of a metric on a date.
+    Value(MetricKey, Day, Fixed),
+    /// The user's horizon boundary (`crate::horizon`).
+    Boundary(Day),
+    /// The archive's summary of one metric.
+    Prefix(MetricKey, Prefix),
+    /// The archive's correlations.
+    PrefixCorrelations(PrefixCorrelations),
+}
+
+/// The metrics with rules of their own.
+#[derive(Clone, Copy)]
+struct Keys {
+    rhr: MetricKey,
+    hrv: MetricKey,
+    /// Bit m set: metric m feeds the scores.
+    score_metrics: u64,
+}
+
+impl Keys {
+    fn new() -> Keys {
+        let key = |name: &str| metric_key(name).expect("the catalogue has the metric");
+        Keys {
+            rhr: key("resting_heart_rate"),
+            hrv: key("hrv_rmssd"),
+            score_metrics: stats::SCORE_METRICS
+                .iter()
+                .fold(0, |bits, name| bits | 1u64 << key(name)),
+        }
+    }
+
+    fn scores(&self, m: MetricKey) -> bool {
+        self.score_metrics >> m & 1 == 1
+    }
+
+    /// How many dates after a change of `m` its anomalies can differ.
+    fn anomaly_reach(&self, m: MetricKey) -> Day {
+        if m == self.rhr {
+            ANOMALY_WINDOW + 1
+        } else {
+            ANOMALY_WINDOW
+        }
+    }
+
+    /// How many dates after a change of `m` the scores can differ; None if they cannot.
+    fn score_reach(&self, m: MetricKey) -> Option<Day> {
+        if m == self.hrv {
+            Some(HRV_REFERENCE_WINDOW)
+        } else if m == self.rhr {
+            Some(ANOMALY_WINDOW)
+        } else {
+            self.scores(m).then_some(0)
+        }
+    }
+}
+
+/// The rows of one series: its baselines and record.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SeriesRows {
+    baselines: Vec<(u32, Baseline)>,
+    record: Option<Record>,
+}
+
+/// The rows last emitted for a user.
+#[derive(Debug, Default)]
+struct Emitted {
+    series: BTreeMap<MetricKey, SeriesRows>,
+    correlations: BTreeMap<(MetricKey, MetricKey, u8), Correlation>,
+    /// Sorted findings per (metric, date).
+    anomalies: BTreeMap<(MetricKey, Day), Vec<Anomaly>>,
+    scores: BTreeMap<Day, Scores>,
+}
+
+/// One user's inputs as of the last processed epoch, and what was emitted from them.
+#[derive(Debug, Default)]
+struct UserState {
+    /// Per metric, (date, daily value) sorted by date.
+    series: BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
+    boundary: Option<Day>,
+    prefixes: BTreeMap<MetricKey, Prefix>,
+    prefix_correlations: Option<PrefixCorrelations>,
+    emitted: Emitted,
+}
+
+/// What one epoch changed for one user.
+#[derive(Debug, Default)]
+struct Changes {
+    /// Per metric, the dates whose value changed.
+    days: BTreeMap<MetricKey, Vec<Day>>,
+    boundary: Option<Option<Day>>,
+    prefixes: BTreeSet<MetricKey>,
+    prefix_correlations: bool,
+}
+
+/// Where one user's changed rows go: the epoch's deltas, sent to the sink in one message.
+struct Emit<'a> {
+    deltas: &'a std::cell::RefCell<Vec<OutputDelta>>,
+    user: UserKey,
+}
+
+impl Emit<'_> {
+    fn send(&self, delta: OutputDelta) {
+        self.deltas.borrow_mut().push(delta);
+    }
+
+    fn baseline(&self, metric: MetricKey, window: u32, baseline: &Baseline, diff: isize) {
+        self.send(OutputDelta::Baseline {
+            user: self.user,
+            metric,
+            window,
+            baseline: baseline.clone(),
+            diff,
+        });
+    }
+
+    fn record(&self, metric: MetricKey, record: &Record, diff: isize) {
+        self.send(OutputDelta::Record {
+            user: self.user,
+            metric,
+            record: record.clone(),
+            diff,
+        });
+    }
+
+    fn anomaly(&self, metric: MetricKey, day: Day, anomaly: &Anomaly, diff: isize) {
+        self.send(OutputDelta::Anomaly {
+            user: self.user,
+            metric,
+            day,
+            anomaly: anomaly.clone(),
+            diff,
+        });
+    }
+
+    fn scores(&self, day: Day, scores: &Scores, diff: isize) {
+        self.send(OutputDelta::Scores {
+            user: self.user,
+            day,
+            scores: scores.clone(),
+            diff,
+        });
+    }
+
+    fn correlation(&self, key: (MetricKey, MetricKey, u8), c: &Correlation, diff: isize) {
+        self.send(OutputDelta::Correlation {
+            user: self.user,
+            a: key.0,
+            b: key.1,
+            lag: key.2,
+            correlation: c.clone(),
+            diff,
+        });
+    }
+}
+
+/// The dates in `vals` (sorted by date) within `[from, to]`.
+fn within(vals: &[(Day, Fixed)], from: Day, to: Day) -> &[(Day, Fixed)] {
+    let lo = vals.partition_point(|(d, _)| *d < from);
+    let hi = vals.partition_point(|(d, _)| *d <= to);
+    &vals[lo..hi.max(lo)]
+}
+
+fn value_on(vals: &[(Day, Fixed)], day: Day) -> Option<Fixed> {
+    vals.binary_search_by_key(&day, |(d, _)| *d)
+        .ok()
+        .map(|i| vals[i].1)
+}
+
+/// The values of the `window` dates before `day` (the day itself excluded).
+fn before(vals: &[(Day, Fixed)], day: Day, window: Day, buf: &mut Vec<Fixed>) {
+    buf.clear();
+    buf.extend(within(vals, day - window, day - 1).iter().map(|(_, v)| *v));
+}
+
+impl UserState {
+    fn latest(&self) -> Option<Day> {
+        self.series
+            .values()
+            .filter_map(|vals| vals.last().map(|(d, _)| *d))
+            .max()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.series.is_empty()
+            && self.boundary.is_none()
+            && self.prefixes.is_empty()
+            && self.prefix_correlations.is_none()
+            && self.emitted.series.is_empty()
+            && self.emitted.correlations.is_empty()
+            && self.emitted.anomalies.is_empty()
+            && self.emitted.scores.is_empty()
+    }
+
+    /// Applies one epoch's consolidated events, retractions first (a changed value arrives
+    /// as the old one retracted and the new one inserted).
+    fn apply(&mut self, events: &mut [(UserEvent, isize)]) -> Changes {
+        events.sort_by_key(|(_, diff)| *diff > 0);
+        let mut changes = Changes::default();
+        for (event, diff) in events.iter() {
+            let insert = *diff > 0;
+            match event {
+                UserEvent::Value(m, d, v) => {
+                    let vals = self.series.entry(*m).or_default();
+                    match (vals.binary_search_by_key(d, |(day, _)| *day), insert) {
+                        (Ok(i), true) => vals[i].1 = *v,
+                        (Err(i), true) => vals.insert(i, (*d, *v)),
+                        (Ok(i), false) if vals[i].1 == *v => {
+                            vals.remove(i);
+                        }
+                        _ => continue,
+                    }
+                    if vals.is_empty() {
+                        self.series.remove(m);
+                    }
+                    changes.days.entry(*m).or_default().push(*d);
+                }
+                UserEvent::Boundary(b) => {
+                    let before = self.boundary;
+                    if insert {
+                        self.boundary = Some(*b);
+                    } else if self.boundary == Some(*b) {
+                        self.boundary = None;
+                    }
+                    changes.boundary.get_or_insert(before);
+                }
+                UserEvent::Prefix(m, p) => {
+                    if insert {
+                        self.prefixes.insert(*m, p.clone());
+                    } else if self.prefixes.get(m) == Some(p) {
+                        self.prefixes.remove(m);
+                    }
+                    changes.prefixes.insert(*m);
+                }
+                UserEvent::PrefixCorrelations(p) => {
+                    if insert {
+                        self.prefix_correlations = Some(p.clone());
+                    } else if self.prefix_correlations.as_ref() == Some(p) {
+                        self.prefix_correlations = None;
+                    }
+                    changes.prefix_correlations = true;
+                }
+            }
+        }
+        for days in changes.days.values_mut() {
+            days.sort_unstable();
+            days.dedup();
+        }
+        changes
+    }
+
+    /// Re-derives every row `changes` can reach and emits the differences.
+    fn refresh(&mut self, keys: &Keys, changes: &Changes, latest_before: Option<Day>, out: &Emit) {
+        let metrics: BTreeSet<MetricKey> = changes
+            .days
+            .keys()
+            .chain(&changes.prefixes)
+            .copied()
+            .collect();
+        for m in metrics {
+            self.refresh_series(m, out);
+        }
+        let latest = self.latest();
+        let window_start = latest.map(|l| l - CORRELATION_WINDOW + 1);
+        let in_window = changes
+            .days
+            .values()
+            .any(|days| window_start.is_none_or(|s| days.last().is_some_and(|d| *d >= s)));
+        if changes.prefix_correlations || latest != latest_before || in_window {
+            self.refresh_correlations(latest, out);
+        }
+        self.refresh_dated(keys, changes, out);
+    }
+
+    /// The series' rows: with a held date on or after the boundary, the baselines of the
+    /// windows ending at the latest one; otherwise the archive's; and the best value of both.
+    fn series_rows(&self, m: MetricKey) -> Option<SeriesRows> {
+        let vals = self.series.get(&m).map_or(&[][..], Vec::as_slice);
+        let prefix = self.prefixes.get(&m);
+        let held_last = vals
+            .last()
+            .map(|(d, _)| *d)
+            .filter(|last| prefix.is_none_or(|p| *last >= p.below));
+        let baselines = match (held_last, prefix) {
+            (Some(last), _) => WINDOWS
+                .iter()
+                .map(|w| {
+                    (
+                        *w,
+                        stats::baseline(last, within(vals, last - *w as Day + 1, last)),
+                    )
+                })
+                .collect(),
+            (None, Some(p)) => p.baselines.clone(),
+            (None, None) => return None,
+        };
+        let held = stats::record(m, vals);
+        let archived = prefix.and_then(|p| p.record.clone());
+        let record = match (held, archived) {
+            (Some(h), Some(a)) => stats::record(m, &[(h.day, h.value), (a.day, a.value)]),
+            (h, a) => h.or(a),
+        };
+        Some(SeriesRows { baselines, record })
+    }
+
+    fn refresh_series(&mut self, m: MetricKey, out: &Emit) {
+        let new = self.series_rows(m).unwrap_or_default();
+        let old = self.emitted.series.remove(&m).unwrap_or_default();
+        if new == old {
+            if new != SeriesRows::default() {
+                self.emitted.series.insert(m, new);
+            }
+            return;
+        }
+        for (w, b) in &old.baselines {
+            if !new.baselines.iter().any(|(nw, nb)| nw == w && nb == b) {
+                out.baseline(m, *w, b, -1);
+            }
+        }
+        for (w, b) in &new.baselines {
+            if !old.baselines.iter().any(|(ow, ob)| ow == w && ob == b) {
+                out.baseline(m, *w, b, 1);
+            }
+        }
+        if old.record != new.record {
+            if let Some(r) = &old.record {
+                out.record(m, r, -1);
+            }
+            if let Some(r) = &new.record {
+                out.record(m, r, 1);
+            }
+        }
+        if new != SeriesRows::default() {
+            self.emitted.series.insert(m, new);
+        }
+    }
+
+    fn refresh_correlations(&mut self, latest: Option<Day>, out: &Emit) {
+        let new: BTreeMap<(MetricKey, MetricKey, u8), Correlation> =
+            match (&self.prefix_correlations, latest) {
+                (Some(p), l) if l.is_none_or(|l| l < p.below) => p
+                    .rows
+                    .iter()
+                    .map(|(a, b, lag, c)| ((*a, *b, *lag), c.clone()))
+                    .collect(),
+                (_, Some(l)) => window_correlations(&self.series, l),
+                (_, None) => BTreeMap::new(),
+            };
+        let old = std::mem::take(&mut self.emitted.correlations);
+        for (k, c) in &old {
+            if new.get(k) != Some(c) {
+                out.correlation(*k, c, -1);
+            }
+        }
+        for (k, c) in &new {
+            if old.get(k) != Some(c) {
+                out.correlation(*k, c, 1);
+            }
+        }
+        self.emitted.correlations = new;
+    }
+
+    /// The findings of metric `m` on `day` (sorted), none before the boundary.
+    fn anomalies_on(
+        &self,
+        keys: &Keys,
+        m: MetricKey,
+        day: Day,
+        buf: &mut Vec<Fixed>,
+    ) -> Vec<Anomaly> {
+        let Some(vals) = self.series.get(&m) else {
+            return Vec::new();
+        };
+        let Some(v) = value_on(vals, day) else {
+            return Vec::new();
+        };
+        let mut found: Vec<Anomaly> = stats::detect_clinical(m, v).into_iter().collect();
+        before(vals, day, ANOMALY_WINDOW, buf);
+        if let Some(w) = stats::window_stats(buf) {
+            found.extend(stats::detect_window(v, &w));
+            if m == keys.rhr && stats::rhr_elevated(v, &w) {
+                let previous = value_on(vals, day - 1).and_then(|pv| {
+                    before(vals, day - 1, ANOMALY_WINDOW, buf);
+                    stats::window_stats(buf).map(|pw| stats::rhr_elevated(pv, &pw))
+                });
+                if previous == Some(true) {
+                    found.push(stats::rhr_anomaly(v, &w));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// The day's scores, from the day's values and the references before it.
+    fn scores_on(&self, keys: &Keys, day: Day, buf: &mut Vec<Fixed>) -> Option<Scores> {
+        let mut inputs = Vec::new();
+        for (m, vals) in &self.series {
+            if !keys.scores(*m) {
+                continue;
+            }
+            let Some(v) = value_on(vals, day) else {
+                continue;
+            };
+            inputs.push(ScoreInput::Value(*m, v));
+            if *m == keys.rhr {
+                before(vals, day, ANOMALY_WINDOW, buf);
+                if let Some(ws) = stats::window_stats(buf) {
+                    inputs.push(ScoreInput::RhrMedian(ws.median));
+                }
+            }
+            if *m == keys.hrv {
+                before(vals, day, HRV_REFERENCE_WINDOW, buf);
+                if let Some((mean, sd)) = stats::hrv_reference(buf) {
+                    inputs.push(ScoreInput::HrvReference(mean, sd));
+                }
+            }
+        }
+        stats::scores(&inputs)
+    }
+
+    fn refresh_dated(&mut self, keys: &Keys, changes: &Changes, out: &Emit) {
+        let lo = self.boundary.unwrap_or(Day::MIN);
+        // A boundary that moved forward retires the rows before it; one that moved back (or
+        // went away) exposes held dates whose rows were filtered, so all are re-derived.
+        let mut everything = false;
+        if let Some(before) = changes.boundary {
+            match (before, self.boundary) {
+                (Some(b0), Some(b1)) if b1 >= b0 => {}
+                (None, Some(_)) => {}
+                _ => everything = true,
+            }
+            let stale: Vec<(MetricKey, Day)> = self
+                .emitted
+                .anomalies
+                .keys()
+                .filter(|(_, d)| *d < lo)
+                .copied()
+                .collect();
+            for k in stale {
+                for a in self.emitted.anomalies.remove(&k).unwrap_or_default() {
+                    out.anomaly(k.0, k.1, &a, -1);
+                }
+            }
+            let kept = self.emitted.scores.split_off(&lo);
+            for (d, s) in std::mem::replace(&mut self.emitted.scores, kept) {
+                out.scores(d, &s, -1);
+            }
+        }
+
+        // The (metric, date) and score dates to re-derive: dates in reach of a change that
+        // have a value now or had rows before.
+        let mut anomaly_keys: BTreeSet<(MetricKey, Day)> = BTreeSet::new();
+        let mut score_days: BTreeSet<Day> = BTreeSet::new();
+        let mut score_ranges: Vec<(Day, Day)> = Vec::new();
+        let mut add_anomaly_range = |state: &UserState, m: MetricKey, from: Day, to: Day| {
+            let from = from.max(lo);
+            if from > to {
+                return;
+            }
+            if let Some(vals) = state.series.get(&m) {
+                anomaly_keys.extend(within(vals, from, to).iter().map(|(d, _)| (m, *d)));
+            }
+            anomaly_keys.extend(
+                state
+                    .emitted
+                    .anomalies
+                    .range((m, from)..=(m, to))
+                    .map(|(k, _)| *k),
+            );
+        };
+        if everything {
+            for m in self.series.keys() {
+                add_anomaly_range(self, *m, lo, Day::MAX);
+            }
+            score_ranges.push((lo, Day::MAX));
+        } else {
+            for (m, days) in &changes.days {
+                let reach = keys.anomaly_reach(*m);
+                for d in days {
+                    add_anomaly_range(self, *m, *d, d.saturating_add(reach));
+                }
+                if let Some(reach) = keys.score_reach(*m) {
+                    score_ranges.extend(days.iter().map(|d| (*d, d.saturating_add(reach))));
+                }
+            }
+        }
+        for (from, to) in score_ranges {
+            let from = from.max(lo);
+            if from > to {
+                continue;
+            }
+            for (m, vals) in &self.series {
+                if keys.scores(*m) {
+                    score_days.extend(within(vals, from, to).iter().map(|(d, _)| *d));
+                }
+            }
+            score_days.extend(self.emitted.scores.range(from..=to).map(|(d, _)| *d));
+        }
+
+        let mut buf = Vec::with_capacity(HRV_REFERENCE_WINDOW as usize);
+        for (m, d) in anomaly_keys {
+            let new = self.anomalies_on(keys, m, d, &mut buf);
+            let old = self.emitted.anomalies.remove(&(m, d)).unwrap_or_default();
+            if new == old {
+                if !new.is_empty() {
+                    self.emitted.anomalies.insert((m, d), new);
+                }
+                continue;
+            }
+            for a in old.iter().filter(|a| !new.contains(a)) {
+                out.anomaly(m, d, a, -1);
+            }
+            for a in new.iter().filter(|a| !old.contains(a)) {
+                out.anomaly(m, d, a, 1);
+            }
+            if !new.is_empty() {
+                self.emitted.anomalies.insert((m, d), new);
+            }
+        }
+        for d in score_days {
+            let new = self.scores_on(keys, d, &mut buf);
+            let old = self.emitted.scores.remove(&d);
+            if new != old {
+                if let Some(s) = &old {
+                    out.scores(d, s, -1);
+                }
+                if let Some(s) = &new {
+                    out.scores(d, s, 1);
+                }
+            }
+            if let Some(s) = new {
+                self.emitted.scores.insert(d, s);
+            }
+        }
+    }
+}
+
+/// One user's analytics in batch, as the operator derives them from `series` (the user's
+/// daily values per metric, by date) with no boundary or archive, into `out`: the series rows
+/// and correlations, and the dated rows of the dates in `dated` only. The horizon archives
+/// with it.
+pub(crate) fn batch_into(
+    user: UserKey,
+    series: BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
+    dated: std::ops::Range<Day>,
+    out: &mut crate::oracle::Analytics,
+) {
+    let keys = Keys::new();
+    let state = UserState {
+        series,
+        ..UserState::default()
+    };
+    for m in state.series.keys() {
+        let Some(rows) = state.series_rows(*m) else {
+            continue;
+        };
+        for (w, b) in rows.baselines {
+            out.baselines.insert((user, *m, w), b);
+        }
+        if let Some(r) = rows.record {
+            out.records.insert((user, *m), r);
+        }
+    }
+    if let Some(latest) = state.latest() {
+        for ((a, b, lag), c) in window_correlations(&state.series, latest) {
+            out.correlations.insert((user, a, b, lag), c);
+        }
+    }
+    let mut buf = Vec::with_capacity(HRV_REFERENCE_WINDOW as usize);
+    let mut score_days = BTreeSet::new();
+    for (m, vals) in &state.series {
+        for (d, _) in within(vals, dated.start, dated.end - 1) {
+            let found = state.anomalies_on(&keys, *m, *d, &mut buf);
+            if !found.is_empty() {
+                out.anomalies.insert((user, *m, *d), found);
+            }
+            if keys.scores(*m) {
+                score_days.insert(*d);
+            }
+        }
+    }
+    for d in score_days {
+        if let Some(s) = state.scores_on(&keys, d, &mut buf) {
+            out.scores.insert((user, d), s);
+        }
+    }
+}
+
+/// One metric's values over the correlation window: a bit per date offset and the values by
+/// offset, with the exact sums over all of them.
+struct WindowSeries {
+    metric: MetricKey,
+    mask: u128,
+    values: [Fixed; WINDOW],
+    sum: i128,
+    squares: i128,
+    /// The offsets ordered by value (then offset), once some pair needs ranks.
+    order: Option<[u8; WINDOW]>,
+    /// The doubled ranks of the last few subsets asked for (a metric is ranked over its own
+    /// dates, without the first or without the last — lag 1 — in nearly every pair).
+    ranked: Vec<(u128, [i64; WINDOW])>,
+}
+
+impl WindowSeries {
+    /// Σx and Σx² over the offsets in `subset` (a subset of `mask`): from the totals when only
+    /// a few offsets are missing (the common case: lag 1 drops one end), else summed.
+    fn sums(&self, subset: u128) -> (i128, i128) {
+        let missing = self.mask & !subset;
+        let (mut sum, mut squares, mut bits) = if missing.count_ones() <= 8 {
+            (self.sum, self.squares, missing)
+        } else {
+            (0, 0, subset)
+        };
+        let sign = if bits == subset { 1 } else { -1 };
+        while bits != 0 {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let v = i128::from(self.values[i]);
+            sum += sign * v;
+            squares += sign * v * v;
+        }
+        (sum, squares)
+    }
+
+    /// Doubled average ranks of the values at the offsets in `subset`, by offset: one sort
+    /// per metric serves every subset (equal values stay adjacent in any subset of the order).
+    fn ranks(&mut self, subset: u128) -> &[i64; WINDOW] {
+        if let Some(at) = self.ranked.iter().position(|(s, _)| *s == subset) {
+            return &self.ranked[at].1;
+        }
+        let (values, mask) = (&self.values, self.mask);
+        let count = mask.count_ones() as usize;
+        let order = self.order.get_or_insert_with(|| {
+            // (value, offset) packed in one integer: sorting primitives is several times
+            // faster than sorting by a key that indexes the values.
+            let mut keyed = [0i128; WINDOW];
+            let mut n = 0;
+            for (i, v) in values.iter().enumerate() {
+                if mask >> i & 1 == 1 {
+                    keyed[n] = i128::from(*v) << 8 | i as i128;
+                    n += 1;
+                }
+            }
+            keyed[..n].sort_unstable();
+            let mut order = [0u8; WINDOW];
+            for (o, k) in order.iter_mut().zip(&keyed[..n]) {
+                *o = (k & 0xff) as u8;
+            }
+            order
+        });
+        let mut ranks = [0i64; WINDOW];
+        let mut members = [0u8; WINDOW];
+        let mut n = 0;
+        for i in &order[..count] {
+            if subset >> i & 1 == 1 {
+                members[n] = *i;
+                n += 1;
+            }
+        }
+        let members = &members[..n];
+        let mut i = 0;
+        while i < n {
+            let v = values[members[i] as usize];
+            let mut j = i;
+            while j + 1 < n && values[members[j + 1] as usize] == v {
+                j += 1;
+            }
+            for at in &members[i..=j] {
+                ranks[*at as usize] = (i + j + 2) as i64;
+            }
+            i = j + 1;
+        }
+        if self.ranked.len() == 3 {
+            self.ranked.remove(0);
+        }
+        self.ranked.push((subset, ranks));
+        &self.ranked.last().expect("just pushed").1
+    }
+}
+
+const WINDOW: usize = CORRELATION_WINDOW as usize;
+
+/// Σ x[i]·y[i] over the offsets in `mask`, exactly; a run of consecutive offsets (the common
+/// case: a metric reported every day) as a plain loop over slices.
+fn products(x: &[Fixed], y: &[Fixed], mask: u128) -> i128 {
+    let start = mask.trailing_zeros() as usize;
+    let run = mask >> start;
+    if run & (run + 1) == 0 {
+        let n = run.count_ones() as usize;
+        return x[start..start + n]
+            .iter()
+            .zip(&y[start..start + n])
+            .map(|(a, b)| i128::from(*a) * i128::from(*b))
+            .sum();
+    }
+    let mut sum = 0i128;
+    let mut bits = mask;
+    while bits != 0 {
+        let i = bits.trailing_zeros() as usize;
+        bits &= bits - 1;
+        sum += i128::from(x[i]) * i128::from(y[i]);
+    }
+    sum
+}
+
+/// The significant correlations over the 90 dates ending at `latest`: metric a on date d
+/// against b on d (a < b) and against b on d + 1 (a ≠ b), each over the dates both have.
+/// Equal to `stats::correlation` over the same pairs (the moments are exact integers, and
+/// the ranks those of the paired values), without assembling them: a metric's dates are a
+/// bit mask, a pair's dates the intersection of two masks.
+fn window_correlations(
+    series: &BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
+    latest: Day,
+) -> BTreeMap<(MetricKey, MetricKey, u8), Correlation> {
+    let start = latest - CORRELATION_WINDOW + 1;
+    let mut window: Vec<WindowSeries> = series
+        .iter()
+        .filter_map(|(m, vals)| {
+            let vals = within(vals, start, latest);
+            if vals.is_empty() {
+                return None;
+            }
+            let mut w = WindowSeries {
+                metric: *m,
+                mask: 0,
+                values: [0; CORRELATION_WINDOW as usize],
+                sum: 0,
+                squares: 0,
+                order: None,
+                ranked: Vec::new(),
+            };
+            for (d, v) in vals {
+                let i = (d - start) as usize;
+                w.mask |= 1 << i;
+                w.values[i] = *v;
+                w.sum += i128::from(*v);
+                w.squares += i128::from(*v) * i128::from(*v);
+            }
+            Some(w)
+        })
+        .collect();
+    let mut found = BTreeMap::new();
+    for ia in 0..window.len() {
+        for ib in 0..window.len() {
+            for lag in [0u8, 1] {
+                if (lag == 0 && ia >= ib) || (lag == 1 && ia == ib) {
+                    continue;
+                }
+                let (a, b) = (&window[ia], &window[ib]);
+                // Offsets i where a has a value on i and b on i + lag.
+                let xs = a.mask & (b.mask >> lag);
+                let n = xs.count_ones();
+                if (n as usize) < CORRELATION_MIN_PAIRS {
+                    continue;
+                }
+                let ys = xs << lag;
+                let (sx, sxx) = a.sums(xs);
+                let (sy, syy) = b.sums(ys);
+                let lag_ix = lag as usize;
+                let sxy = products(&a.values, &b.values[lag_ix..], xs);
+                let moments = Moments {
+                    n: i64::from(n),
+                    sx,
+                    sy,
+                    sxx,
+                    syy,
+                    sxy,
+                };
+                let (ma, mb) = (a.metric, b.metric);
+                let significant = stats::significant(&moments, || {
+                    let rx = *window[ia].ranks(xs);
+                    let ry = window[ib].ranks(ys);
+                    let mut m = Moments::default();
+                    let mut bits = xs;
+                    while bits != 0 {
+                        let i = bits.trailing_zeros() as usize;
+                        bits &= bits - 1;
+                        m.add(rx[i], ry[i + lag_ix]);
+                    }
+                    m
+                });
+                if let Some(c) = significant {
+                    found.insert((ma, mb, lag), c);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// An event of a user with its multiplicity.
+type Keyed = ((UserKey, UserEvent), isize);
+
+/// The operator: `events` keyed by user in, analytics deltas to `sink`; the returned stream
+/// carries no data, only the operator's progress (a probe on it passes an epoch once every
+/// delta of that epoch is sent).
+pub(crate) fn user_analytics<'s>(
+    events: StreamVec<'s, Epoch, ((UserKey, UserEvent), Epoch, isize)>,
+    sink: OutputSink,
+) -> Stream<'s, Epoch, Vec<()>> {
+    let exchange =
+        Exchange::new(|((u, _), _, _): &((UserKey, UserEvent), Epoch, isize)| u.hashed());
+    events.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
+        exchange,
+        "UserAnalytics",
+        move |_capability, _info| {
+            let keys = Keys::new();
+            let mut users: HashMap<UserKey, UserState> = HashMap::default();
+            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<Keyed>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for (event, time, diff) in data.drain(..) {
+                        pending
+                            .entry(time)
+                            .or_insert_with(|| {
+                                (cap.delayed(&time, output.output_index()), Vec::new())
+                            })
+                            .1
+                            .push((event, diff));
+                    }
+                });
+                // Complete epochs, oldest first: their updates are all here.
+                while let Some(epoch) = pending
+                    .keys()
+                    .next()
+                    .copied()
+                    .filter(|e| !frontier.less_equal(e))
+                {
+                    let (_capability, mut events) = pending.remove(&epoch).expect("present");
+                    // Sorted by user (then event) as well.
+                    differential_dataflow::consolidation::consolidate(&mut events);
+                    let deltas = std::cell::RefCell::new(Vec::new());
+                    let mut events = events.into_iter().peekable();
+                    let mut mine: Vec<(UserEvent, isize)> = Vec::new();
+                    while let Some(((user, event), diff)) = events.next() {
+                        mine.clear();
+                        mine.push((event, diff));
+                        while let Some(((_, event), diff)) =
+                            events.next_if(|((u, _), _)| *u == user)
+                        {
+                            mine.push((event, diff));
+                        }
+                        let state = users.entry(user).or_default();
+                        let latest_before = state.latest();
+                        let changes = state.apply(&mut mine);
+                        let out = Emit {
+                            deltas: &deltas,
+                            user,
+                        };
+                        state.refresh(&keys, &changes, latest_before, &out);
+                        if state.is_empty() {
+                            users.remove(&user);
+                        }
+                    }
+                    let deltas = deltas.into_inner();
+                    if !deltas.is_empty() {
+                        // The receiver only goes away at shutdown.
+                        let _ = sink.send(Output::Deltas(epoch, deltas));
+                    }
+                }
+            }
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What the oracle does: assemble each pair's dates and call `stats::correlation`.
+    fn by_pairs(
+        series: &BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
+        latest: Day,
+    ) -> BTreeMap<(MetricKey, MetricKey, u8), Correlation> {
+        let first = latest - CORRELATION_WINDOW + 1;
+        let mut found = BTreeMap::new();
+        for (a, xs) in series {
+            for (b, ys) in series {
+                for lag in [0u8, 1] {
+                    if (lag == 0 && a >= b) || (lag == 1 && a == b) {
+                        continue;
+                    }
+                    let pairs: Vec<(Fixed, Fixed)> = (first..=latest - Day::from(lag))
+                        .filter_map(|d| Some((value_on(xs, d)?, value_on(ys, d + Day::from(lag))?)))
+                        .collect();
+                    if let Some(c) = stats::correlation(&pairs) {
+                        found.insert((*a, *b, lag), c);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+        /// Dense and sparse series, few distinct values (ties) and related metrics (so many
+        /// pairs are significant): the masks and exact sums give the pairwise result exactly.
+        #[test]
+        fn window_correlations_equal_the_pairwise_computation(
+            seed in any::<u64>(),
+            density in 0.2f64..1.0,
+            levels in 2i64..60,
+            days in 20i32..140,
+        ) {
+            let mut state = seed | 1;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let mut series: BTreeMap<MetricKey, Vec<(Day, Fixed)>> = BTreeMap::new();
+            for d in 0..days {
+                let common = (next() % levels as u64) as i64;
+                for m in 0..5u16 {
+                    if (next() % 1000) as f64 / 1000.0 < density {
+                        let noise = (next() % levels as u64) as i64;
+                        let v = match m % 3 {
+                            0 => common * 1_000_000 + noise,
+                            1 => -common * 250_000 + noise * 7,
+                            _ => noise * 1_000_000,
+                        };
+                        series.entry(m).or_default().push((d, v));
+                    }
+                }
+            }
+            let latest = days - 1 - (next() % 3) as Day;
+            let got = window_correlations(&series, latest);
+            prop_assert_eq!(&got, &by_pairs(&series, latest));
+        }
+    }
+}
