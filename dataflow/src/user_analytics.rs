@@ -56,12 +56,11 @@ pub(crate) enum UserEvent {
 }
 
 /// The metrics with rules of their own.
-#[derive(Clone, Copy)]
 struct Keys {
     rhr: MetricKey,
     hrv: MetricKey,
-    /// Bit m set: metric m feeds the scores.
-    score_metrics: u64,
+    /// By metric: whether it feeds the scores.
+    score_metrics: Vec<bool>,
 }
 
 impl Keys {
@@ -70,14 +69,21 @@ impl Keys {
         Keys {
             rhr: key("resting_heart_rate"),
             hrv: key("hrv_rmssd"),
-            score_metrics: stats::SCORE_METRICS
-                .iter()
-                .fold(0, |bits, name| bits | 1u64 << key(name)),
+            score_metrics: (0..vitasync_engine::catalogue::CATALOGUE.len())
+                .map(|m| {
+                    stats::SCORE_METRICS
+                        .iter()
+                        .any(|name| key(name) as usize == m)
+                })
+                .collect(),
         }
     }
 
     fn scores(&self, m: MetricKey) -> bool {
-        self.score_metrics >> m & 1 == 1
+        self.score_metrics
+            .get(usize::from(m))
+            .copied()
+            .unwrap_or(false)
     }
 
     /// How many dates after a change of `m` its anomalies can differ.
