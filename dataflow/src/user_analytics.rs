@@ -658,21 +658,25 @@ impl WindowSeries {
     /// Σx and Σx² over the offsets in `subset` (a subset of `mask`): from the totals when only
     /// a few offsets are missing (the common case: lag 1 drops one end), else summed.
     fn sums(&self, subset: u128) -> (i128, i128) {
-        let missing = self.mask & !subset;
-        let (mut sum, mut squares, mut bits) = if missing.count_ones() <= 8 {
-            (self.sum, self.squares, missing)
-        } else {
-            (0, 0, subset)
+        // Each offset's value and square, summed over `bits`.
+        let over = |mut bits: u128| {
+            let (mut sum, mut squares) = (0i128, 0i128);
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let v = i128::from(self.values[i]);
+                sum += v;
+                squares += v * v;
+            }
+            (sum, squares)
         };
-        let sign = if bits == subset { 1 } else { -1 };
-        while bits != 0 {
-            let i = bits.trailing_zeros() as usize;
-            bits &= bits - 1;
-            let v = i128::from(self.values[i]);
-            sum += sign * v;
-            squares += sign * v * v;
+        let missing = self.mask & !subset;
+        if missing.count_ones() <= 8 {
+            let (sum, squares) = over(missing);
+            (self.sum - sum, self.squares - squares)
+        } else {
+            over(subset)
         }
-        (sum, squares)
     }
 
     /// Doubled average ranks of the values at the offsets in `subset`, by offset: one sort
