@@ -254,18 +254,29 @@ impl UserState {
             match event {
                 UserEvent::Value(m, d, v) => {
                     let vals = self.series.entry(*m).or_default();
-                    match (vals.binary_search_by_key(d, |(day, _)| *day), insert) {
-                        (Ok(i), true) => vals[i].1 = *v,
-                        (Err(i), true) => vals.insert(i, (*d, *v)),
+                    let changed = match (vals.binary_search_by_key(d, |(day, _)| *day), insert) {
+                        (Ok(i), true) => {
+                            vals[i].1 = *v;
+                            true
+                        }
+                        (Err(i), true) => {
+                            vals.insert(i, (*d, *v));
+                            true
+                        }
                         (Ok(i), false) if vals[i].1 == *v => {
                             vals.remove(i);
+                            true
                         }
-                        _ => continue,
-                    }
+                        // A retraction of a value not held: the daily values are a set per
+                        // key, so this does not happen; nothing changes if it does.
+                        _ => false,
+                    };
                     if vals.is_empty() {
                         self.series.remove(m);
                     }
-                    changes.days.entry(*m).or_default().push(*d);
+                    if changed {
+                        changes.days.entry(*m).or_default().push(*d);
+                    }
                 }
                 UserEvent::Boundary(b) => {
                     let before = self.boundary;
