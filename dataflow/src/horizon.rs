@@ -10,8 +10,10 @@
 //!   before each such date);
 //! - emits the dated rows (anomalies, scores) of the dates on or after the boundary only.
 //!
-//! The dates before the boundary are the *archive*, computed with the batch implementation
-//! ([`crate::oracle`]) when the boundary moves and whenever a change reaches them:
+//! The dates before the boundary are the *archive*, computed in batch (the daily values by
+//! [`crate::oracle::dailies`] or from the held samples, the rest by the per-user operator's own
+//! derivations, `user_analytics::batch_into`) when the boundary moves and whenever a change
+//! reaches them:
 //! - their dated rows travel once as [`ArchivedDates`], replacing the user's rows on those dates;
 //! - per (user, metric), a [`Prefix`]: the best archived value (a record over the whole history
 //!   is the better of it and the held values') and the baselines of the archived dates alone,
@@ -24,9 +26,10 @@
 //! the provider priority) needs the user's full rows, which the caller reads from the store
 //! and passes in [`Batch::archive_rows`]; [`Horizon::needs_rows`] says whose.
 //!
-//! Both paths compute the archive with the oracle's code over exactly the rows it covers, and
-//! the dataflow with the oracle's arithmetic, so the rows are identical whichever produced
-//! them (the property test drives histories across boundaries to prove it).
+//! Both paths compute the archive with the operator's derivations over exactly the dates it
+//! covers, and those use the oracle's arithmetic, so the rows are identical whichever produced
+//! them (the property test drives histories across boundaries and compares with the oracle
+//! after every epoch).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -440,7 +443,8 @@ type Archive = (
     Option<PrefixCorrelations>,
 );
 
-/// The archive of `user` below `below` from `part`, the oracle over their rows before `below`.
+/// The archive of `user` below `below` from `part`, the batch analytics of their dates before
+/// `below` (`fresh`: the metrics with a value in `[from, below)`).
 /// With `earlier` (the prefixes and correlations archived below `from`), `part` covers only the
 /// held dates: a metric (or the user) without values in `[from, below)` keeps what it had, and
 /// records take the better of both.
