@@ -15,7 +15,12 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::model::{SampleDelta, UserKey, WorkoutRow};
+use crate::horizon::{Horizon, HorizonConfig};
+use crate::model::{
+    ArchivedDates, Day, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleDelta, SampleRow,
+    UserKey, WorkoutRow,
+};
+use crate::pipeline::{self, Epoch, Output};
 use vitasync_engine::catalogue::ProviderPriority;
 
 /// A user's provider priority entering (+1) or leaving (−1) the pipeline.
@@ -40,11 +45,6 @@ pub struct Batch {
     /// Dated rows computed in batch, replacing the user's rows on their dates.
     pub archived: Vec<ArchivedDates>,
 }
-use crate::horizon::{Horizon, HorizonConfig};
-use crate::model::{
-    ArchivedDates, Day, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleRow,
-};
-use crate::pipeline::{self, Epoch, Output};
 
 enum Command {
     Apply { epoch: Epoch, batch: Box<Batch> },

@@ -41,6 +41,7 @@ use crate::model::{
     UserKey, WINDOWS,
 };
 use crate::oracle;
+use crate::providers::{self, ProviderId};
 use vitasync_engine::catalogue::ProviderPriority;
 
 /// How many dates before the boundary the dataflow holds: the longest any window of a date on
@@ -73,7 +74,7 @@ impl Default for HorizonConfig {
 }
 
 /// A held sample: (metric, date, provider, recorded_at, value).
-type HeldKey = (MetricKey, Day, u16, i64, Fixed);
+type HeldKey = (MetricKey, Day, ProviderId, i64, Fixed);
 
 #[derive(Default)]
 struct UserState {
@@ -91,9 +92,6 @@ pub struct Horizon {
     config: HorizonConfig,
     users: HashMap<UserKey, UserState>,
     priorities: HashMap<UserKey, ProviderPriority>,
-    /// Provider names, interned: held samples are many, providers few.
-    providers: Vec<String>,
-    provider_ix: HashMap<String, u16>,
 }
 
 impl Horizon {
@@ -103,8 +101,6 @@ impl Horizon {
             config,
             users: HashMap::default(),
             priorities: HashMap::default(),
-            providers: Vec::new(),
-            provider_ix: HashMap::default(),
         }
     }
 
@@ -148,22 +144,12 @@ impl Horizon {
         (high - self.config.lead + shift).div_euclid(block) * block - shift
     }
 
-    fn intern(&mut self, provider: &str) -> u16 {
-        if let Some(ix) = self.provider_ix.get(provider) {
-            return *ix;
-        }
-        let ix = u16::try_from(self.providers.len()).expect("fewer than 65,536 providers");
-        self.providers.push(provider.to_string());
-        self.provider_ix.insert(provider.to_string(), ix);
-        ix
-    }
-
     fn row(&self, user: UserKey, k: &HeldKey) -> SampleRow {
         SampleRow {
             user,
             metric: k.0,
             day: k.1,
-            provider: self.providers[k.2 as usize].clone(),
+            provider: providers::name(k.2).to_string(),
             recorded_at: k.3,
             value: k.4,
         }
@@ -203,7 +189,7 @@ impl Horizon {
                 let key = (
                     d.row.metric,
                     d.row.day,
-                    self.intern(&d.row.provider),
+                    providers::id(&d.row.provider),
                     d.row.recorded_at,
                     d.row.value,
                 );
@@ -275,15 +261,13 @@ impl Horizon {
                 user,
                 old,
                 new,
-                source: Source::Held {
-                    samples: st
-                        .held
+                source: Source::Held(
+                    st.held
                         .iter()
                         .filter(|(k, _)| k.1 < new)
                         .map(|(k, n)| (*k, *n))
                         .collect(),
-                    providers: self.providers.clone(),
-                },
+                ),
                 priorities,
                 from: old.unwrap_or(Day::MIN),
                 earlier: Some((st.prefixes.clone(), st.correlations.clone())),
@@ -368,11 +352,8 @@ struct Job {
 enum Source {
     /// The user's stored rows (a change before the boundary).
     Rows(Vec<SampleRow>),
-    /// The held samples, sorted by (metric, date, …), with the interned provider names.
-    Held {
-        samples: Vec<(HeldKey, isize)>,
-        providers: Vec<String>,
-    },
+    /// The held samples, sorted by (metric, date, …).
+    Held(Vec<(HeldKey, isize)>),
 }
 
 impl Job {
@@ -384,18 +365,21 @@ impl Job {
                     series.entry(m).or_default().push((d, daily.value));
                 }
             }
-            Source::Held { samples, providers } => {
+            Source::Held(samples) => {
                 let default = ProviderPriority::default();
                 let priority = self.priorities.get(&self.user).unwrap_or(&default);
+                // The names of the few providers, looked up once.
+                let mut ids: Vec<ProviderId> = samples.iter().map(|(k, _)| k.2).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                let names: BTreeMap<ProviderId, std::sync::Arc<str>> =
+                    ids.into_iter().map(|p| (p, providers::name(p))).collect();
                 // Sorted by (metric, date): each day's samples are one run.
                 let mut entries = Vec::new();
                 for run in samples.chunk_by(|(a, _), (b, _)| (a.0, a.1) == (b.0, b.1)) {
                     let (m, d) = (run[0].0.0, run[0].0.1);
                     entries.clear();
-                    entries.extend(
-                        run.iter()
-                            .map(|(k, n)| ((providers[k.2 as usize].as_str(), k.3, k.4), *n)),
-                    );
+                    entries.extend(run.iter().map(|(k, n)| ((&*names[&k.2], k.3, k.4), *n)));
                     if let Some(daily) = crate::stats::daily_value(m, priority, &entries) {
                         series.entry(m).or_default().push((d, daily.value));
                     }

@@ -1,6 +1,7 @@
-//! Provider names as small integers inside the dataflow. The per-provider arrangement holds
-//! one provider per held sample; as a `String` each was an allocation to clone, compare and
-//! free on every merge of the arrangement, for a handful of distinct names. Ids are local to
+//! Provider names as small integers inside the dataflow. The per-provider arrangement and the
+//! horizon's copy of the held samples hold one provider per sample; as a `String` each was an
+//! allocation to clone, compare and free (on every merge of the arrangement), for a handful of
+//! distinct names. Ids are local to
 //! the process (assigned on first sight, never reused or sent anywhere); names come back
 //! out at the pipeline's edge, in the daily values it emits.
 
