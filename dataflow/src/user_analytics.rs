@@ -64,6 +64,12 @@ struct Keys {
 }
 
 impl Keys {
+    /// The keys, looked up in the catalogue once per process.
+    fn get() -> &'static Keys {
+        static KEYS: std::sync::OnceLock<Keys> = std::sync::OnceLock::new();
+        KEYS.get_or_init(Keys::new)
+    }
+
     fn new() -> Keys {
         let key = |name: &str| metric_key(name).expect("the catalogue has the metric");
         Keys {
@@ -609,7 +615,7 @@ pub(crate) fn batch_into(
     dated: std::ops::Range<Day>,
     out: &mut crate::oracle::Analytics,
 ) {
-    let keys = Keys::new();
+    let keys = Keys::get();
     let state = UserState {
         series,
         ..UserState::default()
@@ -634,7 +640,7 @@ pub(crate) fn batch_into(
     let mut score_days = BTreeSet::new();
     for (m, vals) in &state.series {
         for (d, _) in within(vals, dated.start, dated.end - 1) {
-            let found = state.anomalies_on(&keys, *m, *d, &mut buf);
+            let found = state.anomalies_on(keys, *m, *d, &mut buf);
             if !found.is_empty() {
                 out.anomalies.insert((user, *m, *d), found);
             }
@@ -644,7 +650,7 @@ pub(crate) fn batch_into(
         }
     }
     for d in score_days {
-        if let Some(s) = state.scores_on(&keys, d, &mut buf) {
+        if let Some(s) = state.scores_on(keys, d, &mut buf) {
             out.scores.insert((user, d), s);
         }
     }
@@ -872,7 +878,7 @@ pub(crate) fn user_analytics<'s>(
         exchange,
         "UserAnalytics",
         move |_capability, _info| {
-            let keys = Keys::new();
+            let keys = Keys::get();
             let mut users: HashMap<UserKey, UserState> = HashMap::default();
             let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<Keyed>)> = BTreeMap::new();
             move |(input, frontier), output| {
@@ -915,7 +921,7 @@ pub(crate) fn user_analytics<'s>(
                             deltas: &deltas,
                             user,
                         };
-                        state.refresh(&keys, &changes, latest_before, &out);
+                        state.refresh(keys, &changes, latest_before, &out);
                         if state.is_empty() {
                             users.remove(&user);
                         }
