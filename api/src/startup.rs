@@ -180,12 +180,11 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until the server is stopped (Ctrl-C, SIGTERM or a handle), then stops the sync
-    /// actors at their next batch boundary.
+    /// Serves until the server is stopped (Ctrl-C, SIGTERM or a handle), then stops the
+    /// background work ([`AppState::shutdown`]).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
-        self.state.actors.shutdown().await;
-        self.state.notifier.shutdown().await;
+        self.state.shutdown().await;
         result
     }
 }

@@ -30,3 +30,19 @@ pub struct AppState {
     /// The notification dispatcher and webhook sender.
     pub notifier: NotifyHandle,
 }
+
+/// How long a stop waits for the analytics tables to hold everything written before it.
+const ANALYTICS_FLUSH_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl AppState {
+    /// Stops the background work in dependency order, once the server no longer accepts
+    /// requests: the sync actors end at a batch boundary (their writes reach the analytics),
+    /// the analytics store those and publish what changed, and only then does the notifier
+    /// stop, after queueing the webhooks of what it already received. A stop thus loses no
+    /// finding: what it could not store, the next start reconciles and announces.
+    pub async fn shutdown(&self) {
+        self.actors.shutdown().await;
+        self.analytics.shutdown(ANALYTICS_FLUSH_GRACE).await;
+        self.notifier.shutdown().await;
+    }
+}

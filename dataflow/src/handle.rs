@@ -240,10 +240,16 @@ impl Dataflow {
         self.stop();
     }
 
-    fn stop(&mut self) {
+    /// Tells the workers to stop once they have worked through the commands already sent (so
+    /// every epoch handed over before still reaches the outputs); later batches are dropped.
+    pub fn halt(&self) {
         for c in &self.commands {
             let _ = c.send(Command::Shutdown);
         }
+    }
+
+    fn stop(&mut self) {
+        self.halt();
         if let Some(r) = self.runner.take() {
             let _ = r.join();
         }

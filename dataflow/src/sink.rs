@@ -38,6 +38,10 @@ pub struct Analytics {
     reconciled: std::sync::OnceLock<Reconciled>,
     /// The last epoch of hydration (0 before it, or when there was nothing to hydrate).
     hydrated: std::sync::atomic::AtomicU64,
+    /// The first epoch of this process.
+    first: Epoch,
+    /// Whether a materializer writes the tables (so a shutdown waits for them, not the view).
+    materializing: std::sync::atomic::AtomicBool,
 }
 
 /// What the first flush after a start did: rows written and changes announced (both 0 when
@@ -164,6 +168,8 @@ impl Analytics {
             store: std::sync::OnceLock::new(),
             reconciled: std::sync::OnceLock::new(),
             hydrated: std::sync::atomic::AtomicU64::new(0),
+            materializing: std::sync::atomic::AtomicBool::new(false),
+            first: next,
         }))
     }
 
@@ -187,13 +193,15 @@ impl Analytics {
     }
 
     /// Starts the materializer: whenever the view advances, the rows of the keys that changed
-    /// are written to the analytics tables in one transaction, then the materialised epoch
-    /// advances and what changed is published on `bus`. The first flush after a start
+    /// are written to the analytics tables in one transaction, then what changed is published
+    /// on `bus` and the materialised epoch advances. The first flush after a start
     /// reconciles the hydrated analytics with the stored tables ([`crate::reconcile`]): only
     /// differing rows are written and only the differences are announced. A failed flush is
     /// retried with the view's newer state; the epoch only advances, and events are only
     /// published, once the rows are stored.
     pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus) {
+        self.materializing
+            .store(true, std::sync::atomic::Ordering::Release);
         let me = self.clone();
         tokio::spawn(async move {
             let mut viewed = me.viewed.clone();
@@ -252,7 +260,8 @@ impl Analytics {
                     }
                     backoff = std::time::Duration::from_millis(100);
                 }
-                me.materialized.send_replace(epoch);
+                // Announced before the epoch advances, so a shutdown that waits for the epoch
+                // finds its changes on the bus.
                 for (user_id, change) in batch.changes {
                     bus.publish(BusEvent::AnalyticsChanged {
                         user_id,
@@ -267,6 +276,7 @@ impl Analytics {
                         users: Arc::new(users),
                     });
                 }
+                me.materialized.send_replace(epoch);
                 if viewed.borrow_and_update().to_owned() > epoch {
                     continue;
                 }
@@ -275,6 +285,37 @@ impl Analytics {
                 }
             }
         });
+    }
+
+    /// Ends the analytics for a graceful exit: waits, at most `grace`, until the tables hold
+    /// every epoch numbered so far (and their changes are on the bus), then stops the pipeline;
+    /// the view thread and the materializer end with it. Returns whether everything was
+    /// stored in time: what was not is found by the next start's reconciliation, so nothing is
+    /// lost either way, but a flushed stop leaves that start nothing to write or announce.
+    pub async fn shutdown(&self, grace: std::time::Duration) -> bool {
+        let last = self.sources.lock().expect("sources").next - 1;
+        let flushed = if last < self.first {
+            true // nothing was handed over since the start
+        } else if self
+            .materializing
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            let mut materialized = self.materialized.subscribe();
+            matches!(
+                tokio::time::timeout(grace, materialized.wait_for(|e| *e >= last)).await,
+                Ok(Ok(_))
+            )
+        } else {
+            self.viewed(last, grace).await
+        };
+        if !flushed {
+            tracing::warn!(
+                epoch = last,
+                "analytics not stored before shutdown; the next start reconciles them"
+            );
+        }
+        self.flow.halt();
+        flushed
     }
 
     /// What the first flush after this start wrote and announced, once it has run.

@@ -32,13 +32,16 @@ pub async fn run(env: NotifyEnv, cancel: CancellationToken, tasks: TaskTracker) 
                     let Some(due_at) = d.next_attempt_at else {
                         continue;
                     };
-                    match env
-                        .store
-                        .lease_delivery(d.id, due_at, Utc::now() + lease)
-                        .await
-                    {
+                    let until = Utc::now() + lease;
+                    match env.store.lease_delivery(d.id, due_at, until).await {
                         Ok(true) => {
-                            tasks.spawn(attempt(env.clone(), d, cancel.clone(), tasks.clone()));
+                            tasks.spawn(attempt(
+                                env.clone(),
+                                d,
+                                until,
+                                cancel.clone(),
+                                tasks.clone(),
+                            ));
                         }
                         Ok(false) => {}
                         Err(e) => tracing::warn!(error = %e, "leasing a webhook delivery"),
@@ -59,10 +62,26 @@ pub async fn run(env: NotifyEnv, cancel: CancellationToken, tasks: TaskTracker) 
     }
 }
 
-/// One attempt; a shutdown cuts it short and leaves the delivery to its lease.
-async fn attempt(env: NotifyEnv, d: Delivery, cancel: CancellationToken, tasks: TaskTracker) {
+/// One attempt under a lease until `leased_until`. A shutdown cuts it short and hands the
+/// lease back, so the next start attempts the delivery at once rather than when the lease
+/// ends (the receiver may then see it twice, which its `VitaSync-Delivery` id tells apart).
+async fn attempt(
+    env: NotifyEnv,
+    d: Delivery,
+    leased_until: chrono::DateTime<Utc>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+) {
+    let (id, due) = (d.id, d.next_attempt_at);
     let outcome = tokio::select! {
-        _ = cancel.cancelled() => return,
+        _ = cancel.cancelled() => {
+            if let Some(due) = due
+                && let Err(e) = env.store.lease_delivery(id, leased_until, due).await
+            {
+                tracing::warn!(error = %e, delivery = %id, "handing back a webhook delivery's lease");
+            }
+            return;
+        }
         r = env.attempt_delivery(d) => r,
     };
     match outcome {

@@ -20,7 +20,7 @@ pub async fn run(
 ) {
     loop {
         let received = tokio::select! {
-            _ = cancel.cancelled() => return,
+            _ = cancel.cancelled() => return drain(&env, &mut rx).await,
             r = rx.recv() => r,
         };
         match received {
@@ -37,6 +37,39 @@ pub async fn run(
             }
             Err(RecvError::Closed) => return,
         }
+    }
+}
+
+/// At shutdown: queues the webhooks of the events already on the bus (published before the
+/// stop, e.g. by the analytics' last flush), so they are delivered after the restart; the
+/// next start would not announce them again. Channel messages need a live sender and are
+/// skipped.
+async fn drain(env: &NotifyEnv, rx: &mut broadcast::Receiver<Arc<BusEvent>>) {
+    let mut queued = 0usize;
+    loop {
+        match rx.try_recv() {
+            Ok(bus_event) => {
+                let Some(event) = to_event(env, &bus_event).await else {
+                    continue;
+                };
+                match env.enqueue_webhooks(&event).await {
+                    Ok(n) => queued += n,
+                    Err(e) => {
+                        tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries at shutdown")
+                    }
+                }
+            }
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                tracing::error!(missed, "events were missed at shutdown");
+            }
+            Err(_) => break,
+        }
+    }
+    if queued > 0 {
+        tracing::info!(
+            deliveries = queued,
+            "queued the webhooks of the events received before shutdown; their channel messages are skipped"
+        );
     }
 }
 

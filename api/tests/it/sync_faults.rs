@@ -387,7 +387,7 @@ async fn shutdown_stops_runs_at_a_batch_boundary(backend: Backend) {
     mount_data(&mock, "a1").await;
     Mock::given(method("GET"))
         .and(path("/developer/v2/cycle"))
-        .respond_with(records(json!([cycle(5, 20)]), None).set_delay(Duration::from_secs(1)))
+        .respond_with(records(json!([cycle(5, 20)]), None).set_delay(Duration::from_secs(10)))
         .with_priority(1)
         .mount(&mock)
         .await;

@@ -488,7 +488,52 @@ async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) 
     assert_eq!(ids(&received(&rx, "/in").await), before);
 }
 
+/// A stop right behind a write still stores the write's analytics and queues the webhooks of
+/// its findings: the next start has nothing to reconcile, and each finding is delivered once.
+async fn a_stop_flushes_the_analytics_and_queues_their_webhooks(backend: Backend) {
+    let app = spawn_app_with(backend, |_| {}).await;
+    let rx = capture().await;
+    let hook = created(
+        app.post(
+            "/v1/webhooks",
+            json!({"url": format!("{}/in", rx.uri()), "events": ["anomaly.detected"]}),
+        )
+        .await,
+    )
+    .await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let user = app.create_user("stop-1", None).await;
+    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
+    app.ingest(&user, json!(calm)).await;
+    // Stopped as soon as the write is committed, its analytics most likely not yet stored.
+    app.ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
+        .await;
+    let key = app.key.clone();
+    let (db, config) = app.stop().await;
+
+    let mut app = start(db, config).await;
+    app.key = key;
+    let r = reconciled(&app).await;
+    assert_eq!((r.rows, r.changes), (0, 0), "the stop stored everything");
+    let hook_id = hook["id"].as_str().unwrap();
+    let deliveries = wait_deliveries(&app, hook_id, 30, |l| {
+        l.len() >= 3 && l.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    let got = received(&rx, "/in").await;
+    let events: Vec<Value> = got.iter().map(|r| verified(r, &secret)).collect();
+    let methods: BTreeSet<&str> = events
+        .iter()
+        .map(|e| e["data"]["anomaly"]["method"].as_str().unwrap())
+        .collect();
+    assert!(methods.contains("rhr_elevation"), "{methods:?}");
+    let ids: BTreeSet<&str> = events.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), events.len(), "no finding is delivered twice");
+    assert_eq!(events.len(), deliveries.len());
+}
+
 for_both_backends!(
+    a_stop_flushes_the_analytics_and_queues_their_webhooks,
     findings_committed_while_down_are_delivered_at_start,
     sync_and_analytics_events_reach_subscribers,
     register_rotate_test_and_redeliver,

@@ -29,6 +29,8 @@ pub struct TestApp {
     pub analytics: std::sync::Arc<vitasync_dataflow::Analytics>,
     pub notifier: vitasync_actors::NotifyHandle,
     handle: actix_web::dev::ServerHandle,
+    /// The server task: it ends after the app's shutdown ran.
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Base configuration for a test app on `db`.
@@ -96,7 +98,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
     let analytics = app.state().analytics.clone();
     let notifier = app.state().notifier.clone();
     let handle = app.server_handle();
-    actix_web::rt::spawn(app.run_until_stopped());
+    let served = actix_web::rt::spawn(app.run_until_stopped());
     let (ws, key) = workspaces::create_with_admin_key(
         store.as_ref(),
         &format!("ws-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
@@ -117,6 +119,7 @@ pub async fn start_with(db: FreshDb, config: Config, overrides: Overrides) -> Te
         analytics,
         notifier,
         handle,
+        served,
     }
 }
 
@@ -239,10 +242,14 @@ impl TestApp {
 
     /// Stops the server, then the sync actors (at their next batch boundary) and the
     /// notification tasks.
+    /// Stops the app as a signal would: the server, then its background work (the same
+    /// shutdown as in production, awaited to its end).
     pub async fn stop(self) -> (FreshDb, Config) {
         self.handle.stop(true).await;
-        self.actors.shutdown().await;
-        self.notifier.shutdown().await;
+        self.served
+            .await
+            .expect("the server task ends")
+            .expect("the server stops cleanly");
         (self.db, self.config)
     }
 }
