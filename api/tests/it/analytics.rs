@@ -291,12 +291,24 @@ async fn a_restart_hydrates_from_the_store(app: TestApp) {
     );
 }
 
-/// The analytics events the bus carried until it stayed quiet for a moment.
+/// The analytics events the bus carried up to and including `epoch`: the materializer
+/// announces an epoch's changes before it reports the epoch stored, so once the tables reach
+/// it they are all on the bus (no quiet period to guess on a loaded machine).
 async fn drain(
+    app: &TestApp,
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<BusEvent>>,
+    epoch: u64,
 ) -> Vec<(String, AnalyticsChange)> {
+    let mut materialized = app.analytics.materialized();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        materialized.wait_for(|e| *e >= epoch),
+    )
+    .await
+    .expect("the tables reach the epoch")
+    .unwrap();
     let mut out = Vec::new();
-    while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(700), rx.recv()).await {
+    while let Ok(e) = rx.try_recv() {
         if let BusEvent::AnalyticsChanged {
             user_id, change, ..
         } = e.as_ref()
@@ -316,7 +328,7 @@ async fn analytics_changes_reach_the_bus(app: TestApp) {
         .ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
         .await;
     let e = w["epoch"].as_u64().unwrap();
-    let events = drain(&mut rx).await;
+    let events = drain(&app, &mut rx, e).await;
     assert!(events.iter().all(|(u, _)| *u == user));
     let detected: Vec<_> = events
         .iter()
@@ -351,9 +363,10 @@ async fn analytics_changes_reach_the_bus(app: TestApp) {
     );
 
     // A lower resting heart rate is a record; the correction retracts the elevation.
-    app.ingest(&user, json!([rhr(22, 59.0), rhr(23, 50.0)]))
+    let w = app
+        .ingest(&user, json!([rhr(22, 59.0), rhr(23, 50.0)]))
         .await;
-    let events = drain(&mut rx).await;
+    let events = drain(&app, &mut rx, w["epoch"].as_u64().unwrap()).await;
     assert!(events.iter().any(|(_, c)| matches!(
         c,
         AnalyticsChange::AnomalyResolved { anomaly } if anomaly.id == elevation.id
