@@ -39,17 +39,28 @@ pub(crate) fn live_all<'a, K: Ord, V>(acc: &'a Acc<K, V>, key: &K) -> Vec<&'a V>
 }
 
 fn add<K: Ord, V: PartialEq>(acc: &mut Acc<K, V>, k: K, v: V, diff: isize) {
-    let vs = acc.entry(k).or_default();
-    match vs.iter_mut().find(|(x, _)| *x == v) {
-        Some((_, n)) => *n += diff,
-        None => vs.push((v, diff)),
+    use std::collections::btree_map::Entry;
+    match acc.entry(k) {
+        Entry::Occupied(mut e) => {
+            let vs = e.get_mut();
+            match vs.iter_mut().find(|(x, _)| *x == v) {
+                Some((_, n)) => *n += diff,
+                None => vs.push((v, diff)),
+            }
+            // Drop what cancelled, and the key once nothing is left, so memory follows the
+            // live rows, not the history of changes — here, per key touched, because a sweep
+            // over every row would make each epoch cost as much as all users' analytics.
+            vs.retain(|(_, n)| *n != 0);
+            if vs.is_empty() {
+                e.remove();
+            }
+        }
+        Entry::Vacant(e) => {
+            if diff != 0 {
+                e.insert(vec![(v, diff)]);
+            }
+        }
     }
-    // Drop what cancelled so memory follows the live rows, not the history of changes.
-    vs.retain(|(_, n)| *n != 0);
-}
-
-fn tidy<K: Ord, V>(acc: &mut Acc<K, V>) {
-    acc.retain(|_, vs| !vs.is_empty());
 }
 
 /// One live row per key (what every output but anomalies has).
@@ -221,8 +232,10 @@ impl View {
             r.anomalies.remove(&key);
         }
         for ((m, d), found) in a.anomalies {
-            r.anomalies
-                .insert((u, m, d), found.into_iter().map(|x| (x, 1)).collect());
+            if !found.is_empty() {
+                r.anomalies
+                    .insert((u, m, d), found.into_iter().map(|x| (x, 1)).collect());
+            }
         }
         let score_keys: Vec<(u128, i32)> = r
             .scores
@@ -249,13 +262,6 @@ impl View {
         for d in pending.into_iter().chain(archived) {
             Self::apply_now(&mut s, d);
         }
-        let r = &mut s.rows;
-        tidy(&mut r.baselines);
-        tidy(&mut r.anomalies);
-        tidy(&mut r.correlations);
-        tidy(&mut r.scores);
-        tidy(&mut r.records);
-        tidy(&mut r.workout_records);
         s.epoch = s.epoch.max(epoch);
     }
 
