@@ -52,6 +52,24 @@ pub struct Reconciled {
     pub changes: usize,
 }
 
+/// Rows written per transaction. A flush is normally a few rows; the first one after a start
+/// can be every row of every user, and one transaction that long would hold the database's
+/// write lock past other writers' patience (SQLite's busy timeout), failing their requests.
+const FLUSH_CHUNK: usize = 5_000;
+
+/// Writes `writes` in transactions of at most [`FLUSH_CHUNK`] rows, in order. Readers that
+/// asked for the flush's epoch wait for all of them (the epoch advances after the last one);
+/// if one fails, the whole flush is sent again, which the upserts and deletes make harmless.
+async fn apply_in_chunks(
+    store: &dyn Store,
+    writes: &[AnalyticsWrite],
+) -> vitasync_engine::Result<()> {
+    for chunk in writes.chunks(FLUSH_CHUNK) {
+        store.apply_analytics(chunk, false).await?;
+    }
+    Ok(())
+}
+
 /// The users of `writes`.
 fn users_of(writes: &[AnalyticsWrite]) -> Vec<uuid::Uuid> {
     let mut users: Vec<uuid::Uuid> = writes
@@ -251,7 +269,7 @@ impl Analytics {
                     first = false;
                 }
                 if !batch.writes.is_empty() {
-                    if let Err(e) = store.apply_analytics(&batch.writes, false).await {
+                    if let Err(e) = apply_in_chunks(store.as_ref(), &batch.writes).await {
                         tracing::error!(error = %e, "materializing analytics failed; retrying");
                         carried = batch;
                         tokio::time::sleep(backoff).await;
