@@ -2,6 +2,8 @@
 //! either backend. PostgreSQL comes from `TEST_DATABASE_URL` (a server where the test role may
 //! create databases); `scripts/test.sh` starts a throwaway server and sets it.
 
+pub mod generated;
+
 use sqlx::Connection as _;
 use tempfile::TempDir;
 
