@@ -24,8 +24,10 @@ use vitasync_engine::config::Config;
 use vitasync_engine::domain::{NewSample, NewUser};
 use vitasync_engine::services::{ingest, workspaces};
 use vitasync_engine::store;
+use vitasync_testkit::Backend;
 use vitasync_testkit::generated::{METRICS, mix, value};
-use vitasync_testkit::{Backend, FreshDb};
+
+mod common;
 
 /// The last generated date (2025-11-27, days since 1970-01-01).
 const LAST_DAY: i32 = 20_419;
@@ -37,31 +39,6 @@ fn env_num(name: &str, default: usize) -> usize {
         .ok()
         .map(|s| s.parse().unwrap_or_else(|_| panic!("{name}: {s}")))
         .unwrap_or(default)
-}
-
-fn config(db: &FreshDb) -> Config {
-    let env = [
-        ("DATABASE_URL".to_string(), db.url.clone()),
-        (
-            "VITASYNC_DATA_DIR".to_string(),
-            db.dir.path().display().to_string(),
-        ),
-        ("VITASYNC_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        (
-            "VITASYNC_ENCRYPTION_KEY".to_string(),
-            vitasync_engine::crypto::generate_key_b64(),
-        ),
-        ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
-        ("RUST_LOG".to_string(), "warn".to_string()),
-    ]
-    .into_iter()
-    .chain(
-        std::env::var("VITASYNC_DATABASE_MAX_CONNECTIONS")
-            .ok()
-            .map(|v| ("VITASYNC_DATABASE_MAX_CONNECTIONS".to_string(), v)),
-    )
-    .collect::<std::collections::HashMap<_, _>>();
-    Config::load(None, &env).expect("config")
 }
 
 fn date(day: i32) -> NaiveDate {
@@ -233,7 +210,11 @@ fn main() {
     };
     actix_web::rt::System::new().block_on(async move {
         let db = vitasync_testkit::fresh(backend).await;
-        let config = config(&db);
+        // VITASYNC_DATABASE_MAX_CONNECTIONS reaches the server, to compare pool sizes.
+        let pool: Vec<(&str, String)> = std::env::var("VITASYNC_DATABASE_MAX_CONNECTIONS")
+            .map(|v| vec![("VITASYNC_DATABASE_MAX_CONNECTIONS", v)])
+            .unwrap_or_default();
+        let config = common::config(&db, &pool);
         // Warnings and errors of the server go to stderr (RUST_LOG overrides).
         if std::env::var("RUST_LOG").is_err() {
             // SAFETY: set before any other thread of this process reads the environment.

@@ -39,6 +39,8 @@ use vitasync_engine::services::workspaces;
 use vitasync_testkit::{Backend, FreshDb};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+mod common;
+
 /// The Fitbit profile's zone: local times on the wire are in it, and it has DST.
 const ZONE: Tz = chrono_tz::Europe::Berlin;
 const MOCK_THREAD: &str = "fitbit-mock";
@@ -522,22 +524,7 @@ fn fitbit_settings(mock: &str) -> ProviderSettings {
 }
 
 fn config(db: &FreshDb, mock: &str) -> Config {
-    let env = [
-        ("DATABASE_URL".to_string(), db.url.clone()),
-        (
-            "VITASYNC_DATA_DIR".to_string(),
-            db.dir.path().display().to_string(),
-        ),
-        ("VITASYNC_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        (
-            "VITASYNC_ENCRYPTION_KEY".to_string(),
-            vitasync_engine::crypto::generate_key_b64(),
-        ),
-        ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
-        ("RUST_LOG".to_string(), "warn".to_string()),
-    ]
-    .into();
-    let mut config = Config::load(None, &env).expect("config");
+    let mut config = common::config(db, &[]);
     config
         .providers
         .insert(fitbit::ID.into(), fitbit_settings(mock));

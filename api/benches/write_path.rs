@@ -12,32 +12,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::postgres::PgPoolCopyExt as _;
 use vitasync_api::startup::Application;
-use vitasync_engine::config::Config;
+
 use vitasync_engine::domain::{NewSample, NewUser, User, new_id};
 use vitasync_engine::services::{ingest, workspaces};
 use vitasync_engine::store::postgres::PgStore;
 use vitasync_engine::store::sqlite::SqliteStore;
 use vitasync_engine::store::{self, DynStore};
-use vitasync_testkit::{Backend, FreshDb};
+use vitasync_testkit::Backend;
 
-fn config(db: &FreshDb) -> Config {
-    let env = [
-        ("DATABASE_URL".to_string(), db.url.clone()),
-        (
-            "VITASYNC_DATA_DIR".to_string(),
-            db.dir.path().display().to_string(),
-        ),
-        ("VITASYNC_LISTEN".to_string(), "127.0.0.1:0".to_string()),
-        (
-            "VITASYNC_ENCRYPTION_KEY".to_string(),
-            vitasync_engine::crypto::generate_key_b64(),
-        ),
-        ("VITASYNC_RATE_LIMIT_RPS".to_string(), "0".to_string()),
-        ("RUST_LOG".to_string(), "warn".to_string()),
-    ]
-    .into();
-    Config::load(None, &env).expect("config")
-}
+mod common;
 
 async fn new_user(store: &DynStore, ws: uuid::Uuid, name: &str) -> User {
     let u = NewUser {
@@ -85,7 +68,7 @@ async fn bench_store(backend: Backend, name: &'static str, total: usize, rows: &
     for batch in [1_000usize, 10_000] {
         // Ceiling: the database's own bulk load into an identical, freshly migrated table.
         let db = vitasync_testkit::fresh(backend).await;
-        let store = store::open(&config(&db)).await.expect("open");
+        let store = store::open(&common::config(&db, &[])).await.expect("open");
         store.migrate().await.expect("migrate");
         let (ws, _) = workspaces::create_with_admin_key(store.as_ref(), "bench", None)
             .await
@@ -310,7 +293,9 @@ async fn pg_ceiling(url: &str, user: uuid::Uuid, data: &[NewSample], batch: usiz
 
 async fn bench_http(backend: Backend, name: &'static str, total: usize, rows: &mut Vec<Row>) {
     let db = vitasync_testkit::fresh(backend).await;
-    let app = Application::build(config(&db)).await.expect("app");
+    let app = Application::build(common::config(&db, &[]))
+        .await
+        .expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.state().store.clone();
     actix_web::rt::spawn(app.run_until_stopped());

@@ -401,11 +401,12 @@ async fn reconciled(app: &TestApp) -> vitasync_dataflow::sink::Reconciled {
     }
 }
 
-/// Samples committed while the analytics were not running (a crash between a write's commit
-/// and its materialisation leaves the same state) are found at the next start: the tables are
-/// brought up to date and the finding is delivered. A start with nothing new writes and
-/// announces nothing.
-async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) {
+/// An app with a webhook for `anomaly.detected` to a capture server, and a user with twenty
+/// calm resting heart rates: (app, receiver, the hook as created, user id).
+async fn calm_user_with_anomaly_hook(
+    backend: Backend,
+    name: &str,
+) -> (TestApp, MockServer, Value, String) {
     let app = spawn_app_with(backend, |_| {}).await;
     let rx = capture().await;
     let hook = created(
@@ -416,10 +417,19 @@ async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) 
         .await,
     )
     .await;
-    let secret = hook["secret"].as_str().unwrap().to_string();
-    let user = app.create_user("down-1", None).await;
+    let user = app.create_user(name, None).await;
     let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
     app.ingest(&user, json!(calm)).await;
+    (app, rx, hook, user)
+}
+
+/// Samples committed while the analytics were not running (a crash between a write's commit
+/// and its materialisation leaves the same state) are found at the next start: the tables are
+/// brought up to date and the finding is delivered. A start with nothing new writes and
+/// announces nothing.
+async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) {
+    let (app, rx, hook, user) = calm_user_with_anomaly_hook(backend, "down-1").await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
     let u = app
         .store
         .user(app.workspace_id.parse().unwrap(), user.parse().unwrap())
@@ -491,20 +501,8 @@ async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) 
 /// A stop right behind a write still stores the write's analytics and queues the webhooks of
 /// its findings: the next start has nothing to reconcile, and each finding is delivered once.
 async fn a_stop_flushes_the_analytics_and_queues_their_webhooks(backend: Backend) {
-    let app = spawn_app_with(backend, |_| {}).await;
-    let rx = capture().await;
-    let hook = created(
-        app.post(
-            "/v1/webhooks",
-            json!({"url": format!("{}/in", rx.uri()), "events": ["anomaly.detected"]}),
-        )
-        .await,
-    )
-    .await;
+    let (app, rx, hook, user) = calm_user_with_anomaly_hook(backend, "stop-1").await;
     let secret = hook["secret"].as_str().unwrap().to_string();
-    let user = app.create_user("stop-1", None).await;
-    let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
-    app.ingest(&user, json!(calm)).await;
     // Stopped as soon as the write is committed, its analytics most likely not yet stored.
     app.ingest(&user, json!([rhr(21, 66.0), rhr(22, 67.0)]))
         .await;
