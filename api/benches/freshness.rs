@@ -50,12 +50,7 @@ fn noon(day: i32) -> chrono::DateTime<Utc> {
 }
 
 fn rss_gib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / (1024.0 * 1024.0))
+    vitasync_testkit::process::memory().0 as f64 / (1u64 << 30) as f64
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {
@@ -111,6 +106,14 @@ async fn load(config: &Config, users: usize, days: i32) -> (Vec<String>, String)
     (ids, key.secret)
 }
 
+/// The body of a successful response; panics with the status and body otherwise.
+async fn ok_json(res: reqwest::Response) -> Value {
+    let status = res.status();
+    let body: Value = res.json().await.expect("json");
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
 /// One write and its read-back: (POST ms, commit → readable ms).
 async fn write_and_read(
     client: &reqwest::Client,
@@ -127,9 +130,7 @@ async fn write_and_read(
         .send()
         .await
         .expect("post");
-    let status = res.status();
-    let written: Value = res.json().await.expect("json");
-    assert!(status.is_success(), "{status}: {written}");
+    let written = ok_json(res).await;
     let committed = Instant::now();
     let epoch = written["epoch"].as_u64().expect("epoch");
     let res = client
@@ -140,9 +141,7 @@ async fn write_and_read(
         .send()
         .await
         .expect("get");
-    let status = res.status();
-    let read: Value = res.json().await.expect("json");
-    assert!(status.is_success(), "{status}: {read}");
+    let read = ok_json(res).await;
     assert!(read["epoch"].as_u64().expect("epoch") >= epoch, "{read}");
     let readable = Instant::now();
     (

@@ -31,6 +31,7 @@ use vitasync_dataflow::model::{
 use vitasync_dataflow::{Dataflow, Output, oracle};
 use vitasync_engine::catalogue::ProviderPriority;
 use vitasync_testkit::generated::{METRICS, mix, value};
+use vitasync_testkit::process::memory;
 
 /// The last date of every generated history (2025-11-27); new dates follow it.
 const LAST_DAY: Day = 20_419;
@@ -98,21 +99,7 @@ fn inserts(rows: Vec<SampleRow>) -> Vec<SampleDelta> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Process memory
-
-/// (VmRSS, VmHWM) in bytes.
-fn memory() -> (u64, u64) {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|kb| kb.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
+// Process CPU time (memory: testkit's `process::memory`)
 
 /// CPU time of this process so far (every thread, user + system), from /proc/self/stat in
 /// clock ticks of 1/100 s.

@@ -1,8 +1,10 @@
 //! Test support shared by the workspace's integration tests: a fresh, empty database per test on
 //! either backend. PostgreSQL comes from `TEST_DATABASE_URL` (a server where the test role may
-//! create databases); `scripts/test.sh` starts a throwaway server and sets it.
+//! create databases); `scripts/test.sh` starts a throwaway server and sets it. For the
+//! benches: generated wearable data ([`generated`]) and this process's memory ([`process`]).
 
 pub mod generated;
+pub mod process;
 
 use sqlx::Connection as _;
 use tempfile::TempDir;

@@ -49,14 +49,8 @@ async fn drain(env: &NotifyEnv, rx: &mut broadcast::Receiver<Arc<BusEvent>>) {
     loop {
         match rx.try_recv() {
             Ok(bus_event) => {
-                let Some(event) = to_event(env, &bus_event).await else {
-                    continue;
-                };
-                match env.enqueue_webhooks(&event).await {
-                    Ok(n) => queued += n,
-                    Err(e) => {
-                        tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries at shutdown")
-                    }
+                if let Some(event) = to_event(env, &bus_event).await {
+                    queued += queue_webhooks(env, &event).await;
                 }
             }
             Err(broadcast::error::TryRecvError::Lagged(missed)) => {
@@ -89,6 +83,15 @@ async fn to_event(env: &NotifyEnv, bus_event: &BusEvent) -> Option<Event> {
     event::from_bus(bus_event, workspace, Utc::now())
 }
 
+/// Queues `event` for the workspace's webhooks (a store write, so they survive a restart);
+/// returns how many deliveries were queued, 0 when that failed (logged).
+async fn queue_webhooks(env: &NotifyEnv, event: &Event) -> usize {
+    env.enqueue_webhooks(event).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries");
+        0
+    })
+}
+
 /// Queues `event` for webhooks, then dispatches it to rules in a tracked task.
 pub async fn publish(
     env: &NotifyEnv,
@@ -96,9 +99,7 @@ pub async fn publish(
     cancel: &CancellationToken,
     tasks: &TaskTracker,
 ) {
-    if let Err(e) = env.enqueue_webhooks(&event).await {
-        tracing::error!(error = %e, event = %event.id, kind = %event.kind, "queueing webhook deliveries");
-    }
+    queue_webhooks(env, &event).await;
     let env = env.clone();
     let cancel = cancel.clone();
     tasks.spawn(async move {

@@ -142,18 +142,22 @@ fn expected_tables(a: &oracle::Analytics, user: u128) -> Vec<(AnalyticsTable, Ve
     ]
 }
 
-/// Waits until the tables reflect everything handed over so far, then compares every table of
-/// `user` with the oracle over the store's contents.
-async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::User) {
-    let barrier = app.analytics.barrier();
+/// Waits (at most 30 s) until the analytics tables hold `epoch`.
+async fn tables_reach(app: &TestApp, epoch: u64) {
     let mut materialized = app.analytics.materialized();
     tokio::time::timeout(
         Duration::from_secs(30),
-        materialized.wait_for(|e| *e >= barrier),
+        materialized.wait_for(|e| *e >= epoch),
     )
     .await
-    .expect("the tables catch up")
+    .unwrap_or_else(|_| panic!("the tables reach epoch {epoch}"))
     .unwrap();
+}
+
+/// Waits until the tables reflect everything handed over so far, then compares every table of
+/// `user` with the oracle over the store's contents.
+async fn assert_tables_match_store(app: &TestApp, u: &vitasync_engine::domain::User) {
+    tables_reach(app, app.analytics.barrier()).await;
     let expected = recomputed(app).await;
     for (table, want) in expected_tables(&expected, u.id.as_u128()) {
         let mut got: Vec<String> = app
@@ -299,14 +303,7 @@ async fn drain(
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<BusEvent>>,
     epoch: u64,
 ) -> Vec<(String, AnalyticsChange)> {
-    let mut materialized = app.analytics.materialized();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        materialized.wait_for(|e| *e >= epoch),
-    )
-    .await
-    .expect("the tables reach the epoch")
-    .unwrap();
+    tables_reach(app, epoch).await;
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
         if let BusEvent::AnalyticsChanged {
