@@ -33,6 +33,9 @@ pub struct SyncSupervisor {
     children: HashMap<ConnectionId, Child>,
     /// Connections waiting out a restart delay.
     restarting: HashMap<ConnectionId, SpawnHandle>,
+    /// When this process's supervisor was made, before the server takes requests: unfinished
+    /// jobs created up to then are a previous process's.
+    started: chrono::DateTime<Utc>,
 }
 
 impl SyncSupervisor {
@@ -49,6 +52,7 @@ impl SyncSupervisor {
             next_arbiter: 0,
             children: HashMap::new(),
             restarting: HashMap::new(),
+            started: Utc::now(),
         }
     }
 
@@ -82,10 +86,11 @@ impl SyncSupervisor {
     /// last sync is older than the interval or was interrupted, else waits for its next slot.
     fn start_all(&mut self, ctx: &mut Context<Self>) {
         let store = self.env.store.clone();
+        let started = self.started;
         let load = async move {
             // Work a previous process left unfinished (a crash mid-backfill) resumes at once,
             // from the cursors its committed batches left.
-            let interrupted = store.fail_unfinished_jobs(Utc::now()).await?;
+            let interrupted = store.fail_unfinished_jobs(started).await?;
             Ok::<_, vitasync_engine::Error>((interrupted, store.runnable_connections().await?))
         };
         ctx.wait(load.into_actor(self).map(|res, act, ctx| match res {

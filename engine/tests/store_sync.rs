@@ -324,6 +324,24 @@ async fn sync_batches_are_atomic_and_idempotent(backend: Backend) {
     let page2 = store.list_sync_jobs(&u, Limit(1), page.next).await.unwrap();
     assert_eq!(page2.items[0].id, job.id);
     assert!(page2.next.is_none());
+    // A job queued after the start (a request served while start-up still ran) is this
+    // process's own: it is not interrupted.
+    let j3 = store
+        .create_sync_job(
+            &c,
+            SyncTrigger::Manual,
+            None,
+            t0 + chrono::Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert!(store.fail_unfinished_jobs(t0).await.unwrap().is_empty());
+    let j3 = store
+        .sync_job(u.workspace_id, j3.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(j3.status, JobStatus::Queued);
 }
 
 async fn oauth_states_are_single_use(backend: Backend) {

@@ -206,9 +206,11 @@ pub trait Store: notify::NotifyStore + Send + Sync + 'static {
         error: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()>;
-    /// Jobs a previous process left queued or running end as failed ("interrupted"); their
-    /// committed batches stay, and the next run resumes from the committed cursors. Returns
-    /// the connections whose work was interrupted (they are due at once).
+    /// Jobs a previous process left queued or running end as failed ("interrupted"): those
+    /// created up to `at`, this process's start, so a job a request queued while the start-up
+    /// was still running is left to run. Their committed batches stay, and the next run
+    /// resumes from the committed cursors. Returns the connections whose work was interrupted
+    /// (they are due at once).
     async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<Vec<ConnectionId>>;
     async fn sync_job(&self, ws: WorkspaceId, id: SyncJobId) -> Result<Option<SyncJob>>;
     async fn list_sync_jobs(

@@ -1190,7 +1190,7 @@ impl Store for SqliteStore {
     async fn fail_unfinished_jobs(&self, at: DateTime<Utc>) -> Result<Vec<ConnectionId>> {
         let mut ids: Vec<ConnectionId> = sqlx::query_scalar(
             "UPDATE sync_jobs SET status = 'failed', error = 'interrupted by a restart',
-                    finished_at = $1 WHERE status IN ('queued', 'running')
+                    finished_at = $1 WHERE status IN ('queued', 'running') AND created_at <= $1
              RETURNING connection_id",
         )
         .bind(micros(at))
