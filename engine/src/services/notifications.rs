@@ -352,10 +352,21 @@ impl NotifyEnv {
     /// Sends `event` to every matching rule's channels: its user's rules, or for a
     /// workspace-level event every rule of the workspace. Returns the attempts logged.
     pub async fn dispatch(&self, event: &Event) -> Result<usize> {
-        let candidates = match event.user_id {
-            Some(user) => self.store.list_rules(event.workspace_id, user).await?,
-            None => self.store.workspace_rules(event.workspace_id).await?,
-        };
+        let candidates = self.rules_for(event).await?;
+        self.dispatch_to(event, &candidates).await
+    }
+
+    /// The rules an event is checked against: its user's, or every rule of the workspace for a
+    /// workspace-level event.
+    pub async fn rules_for(&self, event: &Event) -> Result<Vec<Rule>> {
+        match event.user_id {
+            Some(user) => self.store.list_rules(event.workspace_id, user).await,
+            None => self.store.workspace_rules(event.workspace_id).await,
+        }
+    }
+
+    /// [`NotifyEnv::dispatch`] with the candidate rules already read.
+    pub async fn dispatch_to(&self, event: &Event, candidates: &[Rule]) -> Result<usize> {
         let mut sends = Vec::new();
         for rule in candidates.iter().filter(|r| rules::matches(r, event)) {
             let user = match self.store.user(event.workspace_id, rule.user_id).await? {
