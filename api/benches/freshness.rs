@@ -226,6 +226,8 @@ fn main() {
         let samples = users * days as usize * METRICS.len();
         println!("{users} users × {days} days: {samples} samples stored in {load_s:.1} s");
         let rss_before = rss_gib();
+        // The peak of the server's start (hydration and the first flush), not of the load.
+        vitasync_testkit::process::reset_peak();
 
         let t = Instant::now();
         let app = Application::build(config).await.expect("app");
@@ -244,9 +246,11 @@ fn main() {
             .expect("materializer");
         let tables_s = t.elapsed().as_secs_f64() - hydrate_s;
         let rss_ready = rss_gib();
+        let peak_start = vitasync_testkit::process::memory().1 as f64 / (1u64 << 30) as f64;
         println!(
             "hydrated in {hydrate_s:.1} s ({rss_hydrated:.2} GiB resident), tables written in \
-             {tables_s:.1} s more; {rss_ready:.2} GiB resident ({rss_before:.2} before the server started)"
+             {tables_s:.1} s more; {rss_ready:.2} GiB resident, {peak_start:.2} GiB at the peak \
+             ({rss_before:.2} before the server started)"
         );
 
         // The client runs on its own thread and runtime, as a real client would.
@@ -276,6 +280,7 @@ fn main() {
         println!("RESULT tables_s={tables_s:.1}");
         println!("RESULT rss_hydrated_gib={rss_hydrated:.2}");
         println!("RESULT rss_ready_gib={rss_ready:.2}");
+        println!("RESULT rss_peak_start_gib={peak_start:.2}");
         println!("RESULT rss_end_gib={:.2}", rss_gib());
         println!("RESULT writes_per_s={achieved:.1}");
         println!(
@@ -285,7 +290,7 @@ fn main() {
         );
         println!("RESULT readable_p50_ms={p50:.1} readable_p99_ms={p99:.1} readable_max_ms={max:.1}");
         println!(
-            "| {} | {users} | {days} | {writes} | {achieved:.0} | {:.1} | {:.1} | {p50:.1} | {p99:.1} | {max:.1} | {hydrate_s:.0} | {rss_ready:.2} |",
+            "| {} | {users} | {days} | {writes} | {achieved:.0} | {:.1} | {:.1} | {p50:.1} | {p99:.1} | {max:.1} | {hydrate_s:.0} | {tables_s:.0} | {rss_ready:.2} | {peak_start:.2} |",
             match backend {
                 Backend::Sqlite => "SQLite",
                 Backend::Postgres => "PostgreSQL",

@@ -119,7 +119,7 @@ impl Application {
         );
         // Subscribed before anything can publish, and resumes queued webhook deliveries.
         let notifier = NotifyHandle::start(notify.clone(), &bus);
-        analytics.spawn_materializer(store.clone(), bus.clone());
+        analytics.spawn_materializer(store.clone(), bus.clone(), config.analytics_reconcile_users);
         let http = ProviderHttp::new(overrides.retry.unwrap_or_default());
         let sync = SyncEnv {
             store: store.clone(),

@@ -12,6 +12,7 @@ use uuid::Uuid;
 use vitasync_engine::analytics::{AnalyticsTable, AnalyticsWrite};
 use vitasync_engine::bus::{AnalyticsChange, AnomalyFact};
 use vitasync_engine::catalogue;
+use vitasync_engine::domain::{UserId, WorkspaceId};
 use vitasync_engine::store::Store;
 
 const TABLES: [AnalyticsTable; 5] = [
@@ -218,15 +219,17 @@ fn change(
     }
 }
 
-/// The writes that bring the stored tables to `desired` (every row the hydrated analytics
-/// hold, as the first flush computes them), and the changes that means per user.
+/// The writes that bring the stored tables of `users` to `desired` (every row the hydrated
+/// analytics hold for them, as the first flush computes them), and the changes that means per
+/// user.
 pub async fn reconcile(
     store: &dyn Store,
+    users: &[(UserId, WorkspaceId)],
     desired: &[AnalyticsWrite],
 ) -> vitasync_engine::Result<(Vec<AnalyticsWrite>, Vec<(Uuid, AnalyticsChange)>)> {
     let mut stored: BTreeMap<Key, Value> = BTreeMap::new();
-    for (user_id, workspace, _) in store.user_priorities().await? {
-        let Some(user) = store.user(workspace, user_id).await? else {
+    for (user_id, workspace) in users {
+        let Some(user) = store.user(*workspace, *user_id).await? else {
             continue;
         };
         for table in TABLES {
@@ -235,7 +238,7 @@ pub async fn reconcile(
                     // User state, not analytics.
                     o.remove("status");
                 }
-                stored.insert((table_index(table), user_id, body_key(table, &body)), body);
+                stored.insert((table_index(table), *user_id, body_key(table, &body)), body);
             }
         }
     }

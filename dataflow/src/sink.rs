@@ -70,6 +70,54 @@ async fn apply_in_chunks(
     Ok(())
 }
 
+const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How long an announcement waits for the bus's subscribers to make room before publishing
+/// anyway (a subscriber that stopped reading must not stop the analytics).
+const BUS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Publishes what `batch` changed, then which users' rows it wrote. Many changes go out in
+/// slices, each once the subscribers have taken most of the earlier ones, so a flush with more
+/// changes than the bus holds (the first after a bulk load) paces itself to the notifier
+/// instead of making it miss events.
+async fn announce(bus: &Bus, epoch: Epoch, batch: &Flush) {
+    const SLICE: usize = vitasync_engine::bus::CAPACITY / 4;
+    for slice in batch.changes.chunks(SLICE) {
+        if batch.changes.len() > SLICE {
+            wait_for_room(bus).await;
+        }
+        for (user_id, change) in slice {
+            bus.publish(BusEvent::AnalyticsChanged {
+                user_id: *user_id,
+                epoch,
+                change: change.clone(),
+            });
+        }
+    }
+    let users = users_of(&batch.writes);
+    if !users.is_empty() {
+        bus.publish(BusEvent::AnalyticsMaterialized {
+            epoch,
+            users: Arc::new(users),
+        });
+    }
+}
+
+/// Waits until at most half the bus's capacity is unread, or [`BUS_PATIENCE`] has passed.
+async fn wait_for_room(bus: &Bus) {
+    let started = Instant::now();
+    while bus.backlog() > vitasync_engine::bus::CAPACITY / 2 {
+        if started.elapsed() >= BUS_PATIENCE {
+            tracing::warn!(
+                backlog = bus.backlog(),
+                "a bus subscriber is not keeping up with the analytics' changes"
+            );
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 /// The users of `writes`.
 fn users_of(writes: &[AnalyticsWrite]) -> Vec<uuid::Uuid> {
     let mut users: Vec<uuid::Uuid> = writes
@@ -213,26 +261,45 @@ impl Analytics {
     /// Starts the materializer: whenever the view advances, the rows of the keys that changed
     /// are written to the analytics tables in one transaction, then what changed is published
     /// on `bus` and the materialised epoch advances. The first flush after a start
-    /// reconciles the hydrated analytics with the stored tables ([`crate::reconcile`]): only
-    /// differing rows are written and only the differences are announced. A failed flush is
+    /// reconciles the hydrated analytics with the stored tables ([`crate::reconcile`]),
+    /// `reconcile_users` users at a time: only differing rows are written and only the
+    /// differences are announced. A failed flush is
     /// retried with the view's newer state; the epoch only advances, and events are only
     /// published, once the rows are stored.
-    pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus) {
+    pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus, reconcile_users: usize) {
         self.materializing
             .store(true, std::sync::atomic::Ordering::Release);
         let me = self.clone();
         tokio::spawn(async move {
             let mut viewed = me.viewed.clone();
-            let mut first = true;
-            let mut backoff = std::time::Duration::from_millis(100);
-            let mut carried = Flush::default();
             // The first flush compares whole tables, so it must see all of the hydration: a
             // view still catching up would look like findings that disappeared.
             let hydrated = me.hydrated.load(std::sync::atomic::Ordering::Acquire);
             if viewed.wait_for(|e| *e >= hydrated).await.is_err() {
                 return;
             }
+            let Some((mut stored, reconciled)) =
+                me.first_flush(store.as_ref(), &bus, reconcile_users).await
+            else {
+                return;
+            };
+            tracing::info!(
+                rows = reconciled.rows,
+                changes = reconciled.changes,
+                "analytics tables reconciled with the store"
+            );
+            let _ = me.reconciled.set(reconciled);
+            me.materialized.send_replace(stored);
+            let mut backoff = std::time::Duration::from_millis(100);
+            let mut carried = Flush::default();
             loop {
+                let retrying = !carried.writes.is_empty() || !carried.changes.is_empty();
+                if !retrying
+                    && *viewed.borrow_and_update() <= stored
+                    && viewed.changed().await.is_err()
+                {
+                    return;
+                }
                 let (epoch, flush) = me.view.take_dirty(|epoch, dirty, rows| {
                     let desired = crate::materialize::writes(&dirty, rows);
                     let before = crate::reconcile::keyed(&crate::materialize::previous(&dirty));
@@ -243,66 +310,101 @@ impl Analytics {
                 // come after them and win.
                 let mut batch = std::mem::take(&mut carried);
                 batch.extend(flush);
-                if first {
-                    match crate::reconcile::reconcile(store.as_ref(), &batch.writes).await {
-                        Ok((writes, changes)) => {
-                            tracing::info!(
-                                rows = writes.len(),
-                                changes = changes.len(),
-                                "analytics tables reconciled with the store"
-                            );
-                            let _ = me.reconciled.set(Reconciled {
-                                rows: writes.len(),
-                                changes: changes.len(),
-                            });
-                            batch.writes = writes;
-                            batch.changes = changes;
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "reading the analytics tables failed; retrying");
-                            carried = batch;
-                            tokio::time::sleep(backoff).await;
-                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
-                            continue;
-                        }
-                    }
-                    first = false;
-                }
                 if !batch.writes.is_empty() {
                     if let Err(e) = apply_in_chunks(store.as_ref(), &batch.writes).await {
                         tracing::error!(error = %e, "materializing analytics failed; retrying");
                         carried = batch;
                         tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
                         continue;
                     }
                     backoff = std::time::Duration::from_millis(100);
                 }
                 // Announced before the epoch advances, so a shutdown that waits for the epoch
                 // finds its changes on the bus.
-                for (user_id, change) in batch.changes {
-                    bus.publish(BusEvent::AnalyticsChanged {
-                        user_id,
-                        epoch,
-                        change,
-                    });
-                }
-                let users = users_of(&batch.writes);
-                if !users.is_empty() {
-                    bus.publish(BusEvent::AnalyticsMaterialized {
-                        epoch,
-                        users: Arc::new(users),
-                    });
-                }
+                announce(&bus, epoch, &batch).await;
                 me.materialized.send_replace(epoch);
-                if viewed.borrow_and_update().to_owned() > epoch {
-                    continue;
-                }
-                if viewed.changed().await.is_err() {
-                    return;
-                }
+                stored = epoch;
             }
         });
+    }
+
+    /// The first flush after a start: brings the tables in line with the hydrated analytics
+    /// ([`crate::reconcile`]), `range_users` users at a time (100 users with a year of daily
+    /// data are about 50,000 rows), so its memory and its announcements are bounded by a
+    /// range's rows (a start after a bulk load has every row of every user to write). Each range is taken from the view as it is then, so
+    /// the ranges reflect increasing epochs; what changes in a range after it was taken stays
+    /// dirty for the next flush. Returns the epoch the tables then reflect for every user (the
+    /// first range's) and what was written and announced; None if the analytics stopped.
+    async fn first_flush(
+        &self,
+        store: &dyn Store,
+        bus: &Bus,
+        range_users: usize,
+    ) -> Option<(Epoch, Reconciled)> {
+        let mut backoff = std::time::Duration::from_millis(100);
+        let mut users = loop {
+            match store.user_priorities().await {
+                Ok(users) => break users,
+                Err(e) => {
+                    tracing::error!(error = %e, "listing users to reconcile failed; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        };
+        users.sort_unstable_by_key(|(u, _, _)| u.as_u128());
+        // Contiguous ranges that cover every user key: a key of a user the store no longer
+        // lists (deleted while the analytics were not running) still falls in one.
+        let groups: Vec<&[(UserId, WorkspaceId, Vec<String>)]> =
+            users.chunks(range_users.max(1)).collect();
+        let mut first_epoch = None;
+        let mut total = Reconciled {
+            rows: 0,
+            changes: 0,
+        };
+        let mut lo = 0u128;
+        for i in 0..groups.len().max(1) {
+            let group = groups.get(i).copied().unwrap_or_default();
+            let hi = match group.last() {
+                Some((u, _, _)) if i + 1 < groups.len() => u.as_u128(),
+                _ => u128::MAX,
+            };
+            if self.viewed.has_changed().is_err() {
+                return None; // the pipeline stopped
+            }
+            let (epoch, desired) = self.view.take_dirty_of(lo..=hi, |epoch, dirty, rows| {
+                (epoch, crate::materialize::writes(&dirty, rows))
+            });
+            let members: Vec<(UserId, WorkspaceId)> =
+                group.iter().map(|(u, w, _)| (*u, *w)).collect();
+            let batch = loop {
+                let reconciled = crate::reconcile::reconcile(store, &members, &desired).await;
+                let written = match reconciled {
+                    Ok((writes, changes)) => apply_in_chunks(store, &writes)
+                        .await
+                        .map(|()| Flush { writes, changes }),
+                    Err(e) => Err(e),
+                };
+                match written {
+                    Ok(batch) => break batch,
+                    Err(e) => {
+                        tracing::error!(error = %e, "reconciling the analytics tables failed; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            };
+            total.rows += batch.writes.len();
+            total.changes += batch.changes.len();
+            announce(bus, epoch, &batch).await;
+            first_epoch.get_or_insert(epoch);
+            if hi == u128::MAX {
+                break;
+            }
+            lo = hi + 1;
+        }
+        Some((first_epoch.unwrap_or_default(), total))
     }
 
     /// Ends the analytics for a graceful exit: waits, at most `grace`, until the tables hold

@@ -3,6 +3,7 @@
 //! pipeline so the materializer can write what changed and a test can compare with the oracle.
 
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::sync::Mutex;
 
 use crate::model::OutputDelta;
@@ -93,6 +94,88 @@ fn touch<K: Ord + Clone, V: Clone>(dirty: &mut BTreeMap<K, Option<V>>, acc: &Acc
         let before = live(acc, e.key()).cloned();
         e.insert(before);
     }
+}
+
+/// Keys that lead with their user, so the keys of a range of users are one range of a map.
+trait UserLed: Ord + Clone {
+    fn user(&self) -> u128;
+    /// The least key of `user`.
+    fn first_of(user: u128) -> Self;
+}
+
+impl UserLed for (u128, u16, u32) {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        (user, 0, 0)
+    }
+}
+
+impl UserLed for (u128, u16, i32) {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        (user, 0, i32::MIN)
+    }
+}
+
+impl UserLed for (u128, u16, u16, u8) {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        (user, 0, 0, 0)
+    }
+}
+
+impl UserLed for (u128, i32) {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        (user, i32::MIN)
+    }
+}
+
+impl UserLed for (u128, u16) {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        (user, 0)
+    }
+}
+
+impl UserLed for WorkoutKey {
+    fn user(&self) -> u128 {
+        self.0
+    }
+    fn first_of(user: u128) -> Self {
+        // The first variant is the least.
+        (
+            user,
+            String::new(),
+            crate::model::WorkoutKind::LongestDistance,
+        )
+    }
+}
+
+/// Removes and returns the entries of the users in `users`.
+fn take_users<K: UserLed, V>(
+    map: &mut BTreeMap<K, V>,
+    users: &RangeInclusive<u128>,
+) -> BTreeMap<K, V> {
+    let keys: Vec<K> = map
+        .range(K::first_of(*users.start())..)
+        .map(|(k, _)| k)
+        .take_while(|k| k.user() <= *users.end())
+        .cloned()
+        .collect();
+    keys.into_iter()
+        .filter_map(|k| map.remove_entry(&k))
+        .collect()
 }
 
 #[derive(Default)]
@@ -278,6 +361,28 @@ impl View {
         f(s.epoch, dirty, &s.rows)
     }
 
+    /// Like [`View::take_dirty`], for the keys of the users in `users` only; the other keys
+    /// stay dirty. The first flush after a start goes through the users a range at a time, so
+    /// what it builds (bodies, stored rows, announced changes) is bounded by a range's rows,
+    /// not every row of every user.
+    pub fn take_dirty_of<T>(
+        &self,
+        users: RangeInclusive<u128>,
+        f: impl FnOnce(Epoch, Dirty, &Rows) -> T,
+    ) -> T {
+        let mut s = self.state.lock().expect("view lock");
+        let d = &mut s.dirty;
+        let dirty = Dirty {
+            baselines: take_users(&mut d.baselines, &users),
+            anomalies: take_users(&mut d.anomalies, &users),
+            correlations: take_users(&mut d.correlations, &users),
+            scores: take_users(&mut d.scores, &users),
+            records: take_users(&mut d.records, &users),
+            workout_records: take_users(&mut d.workout_records, &users),
+        };
+        f(s.epoch, dirty, &s.rows)
+    }
+
     fn analytics_of(r: &Rows) -> Analytics {
         let anomalies = r
             .anomalies
@@ -302,5 +407,72 @@ impl View {
     pub fn snapshot(&self) -> (Epoch, Analytics) {
         let s = self.state.lock().expect("view lock");
         (s.epoch, Self::analytics_of(&s.rows))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{F64, Record, Scores};
+
+    fn record(user: u128, metric: u16, value: i64, diff: isize) -> OutputDelta {
+        OutputDelta::Record {
+            user,
+            metric,
+            record: Record { value, day: 10 },
+            diff,
+        }
+    }
+
+    fn scores(user: u128, day: i32, overall: f64) -> OutputDelta {
+        OutputDelta::Scores {
+            user,
+            day,
+            scores: Scores {
+                overall: F64(overall),
+                sleep: None,
+                activity: None,
+                cardio: None,
+                recovery: None,
+            },
+            diff: 1,
+        }
+    }
+
+    fn users(dirty: &Dirty) -> Vec<u128> {
+        let mut users: Vec<u128> = dirty
+            .records
+            .keys()
+            .map(|k| k.0)
+            .chain(dirty.scores.keys().map(|k| k.0))
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        users
+    }
+
+    #[test]
+    fn a_range_of_users_is_taken_and_the_rest_stays_dirty() {
+        let view = View::default();
+        for user in [1, 2, 3, u128::MAX] {
+            view.apply(record(user, 4, 70, 1));
+            view.apply(scores(user, 9, 50.0));
+        }
+        view.done(1);
+        let (epoch, taken) = view.take_dirty_of(2..=3, |e, d, _| (e, users(&d)));
+        assert_eq!((epoch, taken), (1, vec![2, 3]));
+        // A change to a user already taken is dirty again, with the row the take saw as its
+        // "before", so the next flush announces only what changed since.
+        view.apply(record(2, 4, 70, -1));
+        view.apply(record(2, 4, 65, 1));
+        view.done(2);
+        let (rest, before) =
+            view.take_dirty(|_, d, _| (users(&d), d.records.get(&(2, 4)).cloned()));
+        assert_eq!(rest, vec![1, 2, u128::MAX]);
+        assert_eq!(before, Some(Some(Record { value: 70, day: 10 })));
+        assert!(
+            view.take_dirty_of(0..=u128::MAX, |_, d, _| users(&d))
+                .is_empty()
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::analytics::Epoch;
 use crate::domain::{ConnectionId, SampleChange, SyncJobId, UserId, WorkspaceId};
 
 /// Events per subscriber kept before the slowest one starts missing some.
-const CAPACITY: usize = 16_384;
+pub const CAPACITY: usize = 16_384;
 
 /// Who an event is about.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,5 +165,12 @@ impl Bus {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<BusEvent>> {
         self.tx.subscribe()
+    }
+
+    /// Events published that some subscriber has not received yet. A publisher of many events
+    /// at once (the analytics' first flush) waits for this to drop, so subscribers keep up
+    /// instead of missing events.
+    pub fn backlog(&self) -> usize {
+        self.tx.len()
     }
 }

@@ -58,6 +58,9 @@ pub struct Config {
     pub sync_interval_secs: u64,
     /// `VITASYNC_DATAFLOW_WORKERS`: analytics worker threads (0 = one per core).
     pub dataflow_workers: usize,
+    /// `VITASYNC_ANALYTICS_RECONCILE_USERS`: users per step of the analytics' first flush
+    /// after a start (memory against round trips; at least 1).
+    pub analytics_reconcile_users: usize,
     /// `VITASYNC_ALLOW_PRIVATE_TARGETS`: let channels and webhooks point at loopback, private
     /// and link-local addresses (LAN self-hosting, tests). Off: such targets are refused.
     pub allow_private_targets: bool,
@@ -111,6 +114,7 @@ impl Default for Config {
             oauth_return_urls: Vec::new(),
             sync_interval_secs: 15 * 60,
             dataflow_workers: 0,
+            analytics_reconcile_users: 100,
             allow_private_targets: false,
             webhook_retry_schedule: "1m,5m,30m,1h,3h,6h,12h".into(),
             webhook_timeout: "10s".into(),
@@ -232,6 +236,9 @@ impl Config {
         if let Some(v) = get("VITASYNC_DATAFLOW_WORKERS") {
             self.dataflow_workers = parse_env("VITASYNC_DATAFLOW_WORKERS", &v)?;
         }
+        if let Some(v) = get("VITASYNC_ANALYTICS_RECONCILE_USERS") {
+            self.analytics_reconcile_users = parse_env("VITASYNC_ANALYTICS_RECONCILE_USERS", &v)?;
+        }
         if let Some(v) = get("VITASYNC_ALLOW_PRIVATE_TARGETS") {
             self.allow_private_targets = parse_env("VITASYNC_ALLOW_PRIVATE_TARGETS", &v)?;
         }
@@ -291,6 +298,11 @@ impl Config {
             ("notify_timeout", &self.notify_timeout),
         ] {
             parse_duration(v).map_err(|e| Error::Config(format!("{name}: {e}")))?;
+        }
+        if self.analytics_reconcile_users == 0 {
+            return Err(Error::Config(
+                "analytics_reconcile_users must be at least 1".into(),
+            ));
         }
         if !matches!(self.smtp_security.as_str(), "starttls" | "tls" | "plain") {
             return Err(Error::Config(

@@ -13,3 +13,9 @@ pub fn memory() -> (u64, u64) {
     };
     (field("VmRSS:"), field("VmHWM:"))
 }
+
+/// Starts VmHWM afresh from the current VmRSS (Linux: `5` written to `clear_refs`), so a bench
+/// can report the peak of one phase; false where that is not possible.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}

@@ -498,6 +498,83 @@ async fn findings_committed_while_down_are_delivered_at_start(backend: Backend) 
     assert_eq!(ids(&received(&rx, "/in").await), before);
 }
 
+/// The first flush after a start goes through the users a few at a time (here two per step,
+/// five users): every user's findings committed while down are announced and delivered exactly
+/// once, and a start after that has nothing left to write.
+async fn a_start_reconciles_a_few_users_at_a_time(backend: Backend) {
+    let (app, rx, hook, first) = calm_user_with_anomaly_hook(backend, "range-0").await;
+    let secret = hook["secret"].as_str().unwrap().to_string();
+    let mut users = vec![first];
+    for i in 1..5 {
+        let user = app.create_user(&format!("range-{i}"), None).await;
+        let calm: Vec<_> = (1..=20).map(|d| rhr(d, 58.0 + f64::from(d % 3))).collect();
+        app.ingest(&user, json!(calm)).await;
+        users.push(user);
+    }
+    let key = app.key.clone();
+    let workspace = app.workspace_id.parse().unwrap();
+    let (db, mut config) = app.stop().await;
+
+    let store = vitasync_api::startup::open_store(&config).await.unwrap();
+    for user in &users {
+        let u = store
+            .user(workspace, user.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        let raw: Vec<vitasync_engine::services::ingest::RawSample> =
+            serde_json::from_value(json!([rhr(21, 66.0), rhr(22, 67.0)])).unwrap();
+        let batch = vitasync_engine::services::ingest::prepare_all(&u, "api", raw).unwrap();
+        store.write_samples(&u, &batch).await.unwrap();
+    }
+    drop(store);
+
+    config.analytics_reconcile_users = 2;
+    let mut app = start(db, config).await;
+    app.key = key.clone();
+    let r = reconciled(&app).await;
+    assert!(r.rows > 0 && r.changes >= 5, "{r:?}");
+    // Every user's findings are stored (the sustained elevation on the 22nd among them) ...
+    let mut stored = BTreeSet::new();
+    for user in &users {
+        let listed = app
+            .get_json(&format!("/v1/users/{user}/analytics/anomalies"))
+            .await;
+        let found = listed["data"].as_array().unwrap();
+        assert!(
+            found
+                .iter()
+                .any(|a| a["method"] == "rhr_elevation" && a["date"] == "2024-03-22"),
+            "{user}: {found:?}"
+        );
+        stored.extend(found.iter().map(|a| a["id"].as_str().unwrap().to_string()));
+    }
+    // ... and each is delivered exactly once.
+    let hook_id = hook["id"].as_str().unwrap();
+    wait_deliveries(&app, hook_id, 30, |l| {
+        l.len() >= stored.len() && l.iter().all(|d| d["status"] == "succeeded")
+    })
+    .await;
+    let delivered: Vec<String> = received(&rx, "/in")
+        .await
+        .iter()
+        .map(|r| {
+            verified(r, &secret)["data"]["anomaly"]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(delivered.len(), stored.len(), "a finding announced twice");
+    assert_eq!(delivered.into_iter().collect::<BTreeSet<_>>(), stored);
+
+    let (db, config) = app.stop().await;
+    let mut app = start(db, config).await;
+    app.key = key;
+    let r = reconciled(&app).await;
+    assert_eq!((r.rows, r.changes), (0, 0));
+}
+
 /// A stop right behind a write still stores the write's analytics and queues the webhooks of
 /// its findings: the next start has nothing to reconcile, and each finding is delivered once.
 async fn a_stop_flushes_the_analytics_and_queues_their_webhooks(backend: Backend) {
@@ -533,6 +610,7 @@ async fn a_stop_flushes_the_analytics_and_queues_their_webhooks(backend: Backend
 for_both_backends!(
     a_stop_flushes_the_analytics_and_queues_their_webhooks,
     findings_committed_while_down_are_delivered_at_start,
+    a_start_reconciles_a_few_users_at_a_time,
     sync_and_analytics_events_reach_subscribers,
     register_rotate_test_and_redeliver,
     a_failing_endpoint_is_retried_then_disabled,
