@@ -11,6 +11,8 @@
 //!   (regularised incomplete beta).
 //! - [`pipeline`]: the dataflow graph (samples → each provider's day → the workspace's choice →
 //!   the per-user operator; workouts → per-activity records).
+//! - `provider_days`: each provider's value of a day per (user, metric, day), in an operator
+//!   that keeps each day's samples and emits what changed.
 //! - `user_analytics`: the per-user operator (held daily values → baselines, records,
 //!   anomalies, scores, correlations, re-derived where an epoch's changes reach and emitted as
 //!   differences), and the same derivations in batch for the horizon's archive.
@@ -37,6 +39,7 @@ pub mod materialize;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;
+mod provider_days;
 pub mod providers;
 pub mod reconcile;
 pub mod sink;

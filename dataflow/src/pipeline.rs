@@ -6,9 +6,10 @@
 //! data.
 //!
 //! Shape:
-//! - samples keyed by (user, metric, day) → `reduce` → each provider's value of the day (the
-//!   catalogue's rule) → joined with the user's provider priority (only days several providers
-//!   report) → `reduce` → the daily value (one provider, never a sum across devices);
+//! - samples keyed by (user, metric, day) → `crate::provider_days` (an operator holding each
+//!   day's samples) → each provider's value of the day (the catalogue's rule) → joined with
+//!   the user's provider priority (only days several providers report) → `reduce` → the daily
+//!   value (one provider, never a sum across devices);
 //! - daily values, the horizon's boundaries and archive summaries, all keyed by user → one
 //!   operator (`crate::user_analytics`) that keeps each user's held values and re-derives the
 //!   baselines, records, anomalies, scores and correlations a change can reach;
@@ -21,6 +22,7 @@
 //! whole history and for the windows that end before the boundary.
 
 use crossbeam_channel::Sender;
+use differential_dataflow::AsCollection;
 use differential_dataflow::input::{Input, InputSession};
 use timely::dataflow::operators::Probe;
 use timely::dataflow::{ProbeHandle, Scope};
@@ -29,6 +31,7 @@ use crate::model::{
     Daily, Day, Fixed, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleRow, UserKey,
     WorkoutRow,
 };
+use crate::provider_days::provider_days;
 use crate::providers::{self, ProviderId};
 use crate::stats;
 use crate::user_analytics::{UserEvent, user_analytics};
@@ -149,23 +152,19 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     // priority is its own (tiny) input, so changing a workspace's order re-sources exactly the
     // days where its users have several providers. Days with one provider (nearly all) need no
     // choice and skip the join, so they are held once more, not three times.
-    // Providers travel as interned ids (`crate::providers`): this arrangement holds every
-    // held sample. A day's value is (provider, value, sample count).
-    let per_provider = samples
-        .map(|r: SampleRow| {
-            (
-                (r.user, r.metric, r.day),
-                (providers::id(&r.provider), r.recorded_at, r.value),
-            )
-        })
-        .reduce(|key: &(UserKey, MetricKey, Day), input, output| {
-            let entries: Vec<_> = input.iter().map(|(e, n)| (**e, *n)).collect();
-            let dailies = stats::provider_dailies(key.1, &entries);
-            let contested = dailies.len() > 1;
-            for (p, value, count) in dailies {
-                output.push(((contested, p, value, count), 1isize));
-            }
-        });
+    // Providers travel as interned ids (`crate::providers`): the operator holds every held
+    // sample. A day's value is (provider, value, sample count).
+    let per_provider = provider_days(
+        samples
+            .map(|r: SampleRow| {
+                (
+                    (r.user, r.metric, r.day),
+                    (providers::id(&r.provider), r.recorded_at, r.value),
+                )
+            })
+            .inner,
+    )
+    .as_collection();
     let uncontested = per_provider
         .clone()
         .filter(|(_, (contested, ..))| !*contested)

@@ -1,0 +1,135 @@
+//! Each provider's value of a day, per (user, metric, day): the catalogue's rule over that
+//! provider's samples of the day, and whether several providers report the day (a contested
+//! day, which the user's priority then decides).
+//!
+//! Why a timely operator of its own rather than differential's `reduce`: every held sample
+//! passes through here (a new date brings one key per user and metric, and the horizon evicts
+//! as many), and a `reduce` answers each key by replaying its input and output histories and
+//! merging both arrangements, which cost several times the aggregation itself. Epochs are
+//! processed in order once complete, as in `crate::user_analytics`, so the state is just each
+//! key's current samples; a key's output before and after an epoch's changes is computed with
+//! the same `stats` function the oracle calls, and the difference emitted. The property test compares the pipeline with the oracle after every epoch.
+
+use std::collections::BTreeMap;
+
+use differential_dataflow::hashable::Hashable;
+use foldhash::HashMap;
+use smallvec::SmallVec;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Capability, Operator};
+
+use crate::model::{Day, Fixed, MetricKey, UserKey};
+use crate::pipeline::Epoch;
+use crate::providers::ProviderId;
+use crate::stats;
+
+/// The key of a day's samples.
+pub(crate) type DayKey = (UserKey, MetricKey, Day);
+/// A sample of the day: (provider, recorded at, value).
+pub(crate) type Entry = (ProviderId, i64, Fixed);
+/// A provider's value of the day: (contested, provider, value, sample count).
+pub(crate) type ProviderDay = (bool, ProviderId, Fixed, u32);
+
+/// One key's samples with their multiplicities, sorted. Nearly every day has one sample per
+/// metric and provider, so one is held inline: the map holds every held sample, and a
+/// separate allocation per key would double the pipeline's memory. What was emitted for a key
+/// is not kept either: it is what the samples gave before the epoch's changes.
+type Entries = SmallVec<[(Entry, isize); 1]>;
+
+/// What a key's samples give: each provider's value, marked contested when there are several.
+fn rows(metric: MetricKey, entries: &[(Entry, isize)]) -> Vec<ProviderDay> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let dailies = stats::provider_dailies(metric, entries);
+    let contested = dailies.len() > 1;
+    dailies
+        .into_iter()
+        .map(|(p, value, count)| (contested, p, value, count))
+        .collect()
+}
+
+type Update = ((DayKey, Entry), Epoch, isize);
+/// A sample of a day with its multiplicity, waiting for its epoch to complete.
+type Keyed = ((DayKey, Entry), isize);
+
+/// The operator: samples keyed by day in, each provider's value of the day out (as updates of
+/// a differential collection).
+pub(crate) fn provider_days<'s>(
+    samples: StreamVec<'s, Epoch, Update>,
+) -> StreamVec<'s, Epoch, ((DayKey, ProviderDay), Epoch, isize)> {
+    let exchange = Exchange::new(|((k, _), _, _): &Update| k.hashed());
+    samples.unary_frontier::<CapacityContainerBuilder<Vec<_>>, _, _, _>(
+        exchange,
+        "ProviderDays",
+        move |_capability, _info| {
+            let mut keys: HashMap<DayKey, Entries> = HashMap::default();
+            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<Keyed>)> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    for (update, time, diff) in data.drain(..) {
+                        pending
+                            .entry(time)
+                            .or_insert_with(|| {
+                                (cap.delayed(&time, output.output_index()), Vec::new())
+                            })
+                            .1
+                            .push((update, diff));
+                    }
+                });
+                // Complete epochs, oldest first: their updates are all here.
+                while let Some(epoch) = pending
+                    .keys()
+                    .next()
+                    .copied()
+                    .filter(|e| !frontier.less_equal(e))
+                {
+                    let (capability, mut updates) = pending.remove(&epoch).expect("present");
+                    // Sorted by key (then sample) as well.
+                    differential_dataflow::consolidation::consolidate(&mut updates);
+                    let mut out = Vec::new();
+                    let mut updates = updates.into_iter().peekable();
+                    while let Some(((key, entry), diff)) = updates.next() {
+                        let entries = keys.entry(key).or_default();
+                        let old = rows(key.1, entries);
+                        add(entries, entry, diff);
+                        while let Some(((_, entry), diff)) =
+                            updates.next_if(|((k, _), _)| *k == key)
+                        {
+                            add(entries, entry, diff);
+                        }
+                        let new = rows(key.1, entries);
+                        if entries.is_empty() {
+                            keys.remove(&key);
+                        }
+                        for row in old.iter().filter(|o| !new.contains(o)) {
+                            out.push(((key, *row), epoch, -1));
+                        }
+                        for row in new.iter().filter(|n| !old.contains(n)) {
+                            out.push(((key, *row), epoch, 1));
+                        }
+                    }
+                    if !out.is_empty() {
+                        output.session(&capability).give_container(&mut out);
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Adds `diff` to `entry`'s multiplicity, dropping it at zero; the entries stay sorted, as a
+/// `reduce` would present them, so the aggregation sees them in the oracle's order.
+fn add(entries: &mut Entries, entry: Entry, diff: isize) {
+    match entries.binary_search_by(|(e, _)| e.cmp(&entry)) {
+        Ok(i) => {
+            entries[i].1 += diff;
+            if entries[i].1 == 0 {
+                entries.remove(i);
+            }
+        }
+        Err(i) => entries.insert(i, (entry, diff)),
+    }
+}
