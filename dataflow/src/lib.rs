@@ -11,6 +11,7 @@
 //!   (regularised incomplete beta).
 //! - [`pipeline`]: the dataflow graph (samples → each provider's day → the workspace's choice →
 //!   the per-user operator; workouts → per-activity records).
+//! - `in_order`: an operator's updates held until their epoch is complete, oldest first.
 //! - `provider_days`: each provider's value of a day per (user, metric, day), in an operator
 //!   that keeps each day's samples and emits what changed.
 //! - `user_analytics`: the per-user operator (held daily values → baselines, records,
@@ -35,6 +36,7 @@
 pub mod corr;
 pub mod handle;
 pub mod horizon;
+mod in_order;
 pub mod materialize;
 pub mod model;
 pub mod oracle;

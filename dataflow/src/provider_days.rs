@@ -10,16 +10,15 @@
 //! key's current samples; a key's output before and after an epoch's changes is computed with
 //! the same `stats` function the oracle calls, and the difference emitted. The property test compares the pipeline with the oracle after every epoch.
 
-use std::collections::BTreeMap;
-
 use differential_dataflow::hashable::Hashable;
 use foldhash::HashMap;
 use smallvec::SmallVec;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::Operator;
 
+use crate::in_order::InOrder;
 use crate::model::{Day, Fixed, MetricKey, UserKey};
 use crate::pipeline::Epoch;
 use crate::providers::ProviderId;
@@ -52,8 +51,6 @@ fn rows(metric: MetricKey, entries: &[(Entry, isize)]) -> Vec<ProviderDay> {
 }
 
 type Update = ((DayKey, Entry), Epoch, isize);
-/// A sample of a day with its multiplicity, waiting for its epoch to complete.
-type Keyed = ((DayKey, Entry), isize);
 
 /// The operator: samples keyed by day in, each provider's value of the day out (as updates of
 /// a differential collection).
@@ -66,29 +63,18 @@ pub(crate) fn provider_days<'s>(
         "ProviderDays",
         move |_capability, _info| {
             let mut keys: HashMap<DayKey, Entries> = HashMap::default();
-            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<Keyed>)> = BTreeMap::new();
+            let mut pending = InOrder::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for (update, time, diff) in data.drain(..) {
-                        pending
-                            .entry(time)
-                            .or_insert_with(|| {
-                                (cap.delayed(&time, output.output_index()), Vec::new())
-                            })
-                            .1
-                            .push((update, diff));
+                        let port = output.output_index();
+                        pending.hold(time, || cap.delayed(&time, port), (update, diff));
                     }
                 });
-                // Complete epochs, oldest first: their updates are all here.
-                while let Some(epoch) = pending
-                    .keys()
-                    .next()
-                    .copied()
-                    .filter(|e| !frontier.less_equal(e))
+                // Sorted by key (then sample) as well.
+                while let Some((epoch, capability, updates)) =
+                    pending.next_complete(|e| !frontier.less_equal(e))
                 {
-                    let (capability, mut updates) = pending.remove(&epoch).expect("present");
-                    // Sorted by key (then sample) as well.
-                    differential_dataflow::consolidation::consolidate(&mut updates);
                     let mut out = Vec::new();
                     let mut updates = updates.into_iter().peekable();
                     while let Some(((key, entry), diff)) = updates.next() {

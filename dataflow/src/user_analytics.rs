@@ -26,10 +26,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use foldhash::HashMap;
 
+use crate::in_order::InOrder;
 use differential_dataflow::hashable::Hashable;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
@@ -862,9 +862,6 @@ fn window_correlations(
     found
 }
 
-/// An event of a user with its multiplicity.
-type Keyed = ((UserKey, UserEvent), isize);
-
 /// The operator: `events` keyed by user in, analytics deltas to `sink`; the returned stream
 /// carries no data, only the operator's progress (a probe on it passes an epoch once every
 /// delta of that epoch is sent).
@@ -880,29 +877,18 @@ pub(crate) fn user_analytics<'s>(
         move |_capability, _info| {
             let keys = Keys::get();
             let mut users: HashMap<UserKey, UserState> = HashMap::default();
-            let mut pending: BTreeMap<Epoch, (Capability<Epoch>, Vec<Keyed>)> = BTreeMap::new();
+            let mut pending = InOrder::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
                     for (event, time, diff) in data.drain(..) {
-                        pending
-                            .entry(time)
-                            .or_insert_with(|| {
-                                (cap.delayed(&time, output.output_index()), Vec::new())
-                            })
-                            .1
-                            .push((event, diff));
+                        let port = output.output_index();
+                        pending.hold(time, || cap.delayed(&time, port), (event, diff));
                     }
                 });
-                // Complete epochs, oldest first: their updates are all here.
-                while let Some(epoch) = pending
-                    .keys()
-                    .next()
-                    .copied()
-                    .filter(|e| !frontier.less_equal(e))
+                // Sorted by user (then event) as well.
+                while let Some((epoch, _capability, events)) =
+                    pending.next_complete(|e| !frontier.less_equal(e))
                 {
-                    let (_capability, mut events) = pending.remove(&epoch).expect("present");
-                    // Sorted by user (then event) as well.
-                    differential_dataflow::consolidation::consolidate(&mut events);
                     let deltas = std::cell::RefCell::new(Vec::new());
                     let mut events = events.into_iter().peekable();
                     let mut mine: Vec<(UserEvent, isize)> = Vec::new();
