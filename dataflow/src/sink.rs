@@ -759,3 +759,49 @@ pub fn workout_row(e: &Event) -> Option<WorkoutRow> {
         duration: e.duration_s.filter(|d| d.is_finite()).map(to_fixed),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vitasync_engine::bus::CAPACITY;
+
+    fn score_change(day: u32) -> AnalyticsChange {
+        AnalyticsChange::ScoreUpdated {
+            date: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap()
+                + chrono::Days::new(u64::from(day)),
+            body: serde_json::json!({ "overall": 50.0 }),
+            previous: None,
+        }
+    }
+
+    /// A flush with several times more changes than the bus holds, read by a subscriber that
+    /// is slower than the publisher: every change arrives, none is missed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_large_flush_paces_itself_to_a_slow_subscriber() {
+        let bus = Bus::new();
+        let mut rx = bus.subscribe();
+        let total = 3 * CAPACITY;
+        let user = uuid::Uuid::from_u128(7);
+        let batch = Flush {
+            writes: Vec::new(),
+            changes: (0..total as u32).map(|d| (user, score_change(d))).collect(),
+        };
+        let reader = tokio::spawn(async move {
+            let (mut received, mut missed) = (0usize, 0u64);
+            while received + (missed as usize) < total {
+                match rx.recv().await {
+                    Ok(_) => received += 1,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => missed += n,
+                    Err(_) => break,
+                }
+                if received % 64 == 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            }
+            (received, missed)
+        });
+        announce(&bus, 1, &batch).await;
+        let (received, missed) = reader.await.unwrap();
+        assert_eq!((received, missed), (total, 0));
+    }
+}
