@@ -70,7 +70,16 @@ async fn apply_in_chunks(
     Ok(())
 }
 
+/// The first pause after a failed store call, doubled after each further failure up to
+/// [`MAX_BACKOFF`], and back to this after a success.
+const MIN_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
 const MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Sleeps for `backoff`, then doubles it (up to [`MAX_BACKOFF`]).
+async fn pause(backoff: &mut std::time::Duration) {
+    tokio::time::sleep(*backoff).await;
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
 
 /// How long an announcement waits for the bus's subscribers to make room before publishing
 /// anyway (a subscriber that stopped reading must not stop the analytics).
@@ -80,19 +89,18 @@ const BUS_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 /// slices, each once the subscribers have taken most of the earlier ones, so a flush with more
 /// changes than the bus holds (the first after a bulk load) paces itself to the notifier
 /// instead of making it miss events.
-async fn announce(bus: &Bus, epoch: Epoch, batch: &Flush) {
+async fn announce(bus: &Bus, epoch: Epoch, batch: Flush) {
     const SLICE: usize = vitasync_engine::bus::CAPACITY / 4;
-    for slice in batch.changes.chunks(SLICE) {
-        if batch.changes.len() > SLICE {
+    let paced = batch.changes.len() > SLICE;
+    for (i, (user_id, change)) in batch.changes.into_iter().enumerate() {
+        if paced && i % SLICE == 0 {
             wait_for_room(bus).await;
         }
-        for (user_id, change) in slice {
-            bus.publish(BusEvent::AnalyticsChanged {
-                user_id: *user_id,
-                epoch,
-                change: change.clone(),
-            });
-        }
+        bus.publish(BusEvent::AnalyticsChanged {
+            user_id,
+            epoch,
+            change,
+        });
     }
     let users = users_of(&batch.writes);
     if !users.is_empty() {
@@ -263,8 +271,7 @@ impl Analytics {
     /// on `bus` and the materialised epoch advances. The first flush after a start
     /// reconciles the hydrated analytics with the stored tables ([`crate::reconcile`]),
     /// `reconcile_users` users at a time: only differing rows are written and only the
-    /// differences are announced. A failed flush is
-    /// retried with the view's newer state; the epoch only advances, and events are only
+    /// differences are announced. A failed flush is retried with the view's newer state; the epoch only advances, and events are only
     /// published, once the rows are stored.
     pub fn spawn_materializer(self: &Arc<Self>, store: DynStore, bus: Bus, reconcile_users: usize) {
         self.materializing
@@ -290,7 +297,7 @@ impl Analytics {
             );
             let _ = me.reconciled.set(reconciled);
             me.materialized.send_replace(stored);
-            let mut backoff = std::time::Duration::from_millis(100);
+            let mut backoff = MIN_BACKOFF;
             let mut carried = Flush::default();
             loop {
                 let retrying = !carried.writes.is_empty() || !carried.changes.is_empty();
@@ -314,15 +321,14 @@ impl Analytics {
                     if let Err(e) = apply_in_chunks(store.as_ref(), &batch.writes).await {
                         tracing::error!(error = %e, "materializing analytics failed; retrying");
                         carried = batch;
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        pause(&mut backoff).await;
                         continue;
                     }
-                    backoff = std::time::Duration::from_millis(100);
+                    backoff = MIN_BACKOFF;
                 }
                 // Announced before the epoch advances, so a shutdown that waits for the epoch
                 // finds its changes on the bus.
-                announce(&bus, epoch, &batch).await;
+                announce(&bus, epoch, batch).await;
                 me.materialized.send_replace(epoch);
                 stored = epoch;
             }
@@ -342,14 +348,13 @@ impl Analytics {
         bus: &Bus,
         range_users: usize,
     ) -> Option<(Epoch, Reconciled)> {
-        let mut backoff = std::time::Duration::from_millis(100);
+        let mut backoff = MIN_BACKOFF;
         let mut users = loop {
             match store.user_priorities().await {
                 Ok(users) => break users,
                 Err(e) => {
                     tracing::error!(error = %e, "listing users to reconcile failed; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    pause(&mut backoff).await;
                 }
             }
         };
@@ -390,14 +395,13 @@ impl Analytics {
                     Ok(batch) => break batch,
                     Err(e) => {
                         tracing::error!(error = %e, "reconciling the analytics tables failed; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        pause(&mut backoff).await;
                     }
                 }
             };
             total.rows += batch.writes.len();
             total.changes += batch.changes.len();
-            announce(bus, epoch, &batch).await;
+            announce(bus, epoch, batch).await;
             first_epoch.get_or_insert(epoch);
             if hi == u128::MAX {
                 break;
@@ -800,7 +804,7 @@ mod tests {
             }
             (received, missed)
         });
-        announce(&bus, 1, &batch).await;
+        announce(&bus, 1, batch).await;
         let (received, missed) = reader.await.unwrap();
         assert_eq!((received, missed), (total, 0));
     }
