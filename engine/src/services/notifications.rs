@@ -349,15 +349,8 @@ impl NotifyEnv {
         Ok(())
     }
 
-    /// Sends `event` to every matching rule's channels: its user's rules, or for a
-    /// workspace-level event every rule of the workspace. Returns the attempts logged.
-    pub async fn dispatch(&self, event: &Event) -> Result<usize> {
-        let candidates = self.rules_for(event).await?;
-        self.dispatch_to(event, &candidates).await
-    }
-
     /// The rules an event is checked against: its user's, or every rule of the workspace for a
-    /// workspace-level event.
+    /// workspace-level event (the caller reads them once for many events).
     pub async fn rules_for(&self, event: &Event) -> Result<Vec<Rule>> {
         match event.user_id {
             Some(user) => self.store.list_rules(event.workspace_id, user).await,
@@ -365,7 +358,8 @@ impl NotifyEnv {
         }
     }
 
-    /// [`NotifyEnv::dispatch`] with the candidate rules already read.
+    /// Sends `event` to the channels of every rule among `candidates` (from
+    /// [`NotifyEnv::rules_for`]) that matches it. Returns the attempts logged.
     pub async fn dispatch_to(&self, event: &Event, candidates: &[Rule]) -> Result<usize> {
         let mut sends = Vec::new();
         for rule in candidates.iter().filter(|r| rules::matches(r, event)) {

@@ -168,15 +168,9 @@ impl NotifyEnv {
         }
     }
 
-    /// Queues `event` for every enabled webhook of its workspace that subscribes to it (once
-    /// per webhook and event, however often this is called). Returns how many were queued.
-    pub async fn enqueue_webhooks(&self, event: &Event) -> Result<usize> {
-        let hooks = self.store.list_webhooks(event.workspace_id).await?;
-        self.enqueue_to(&hooks, event).await
-    }
-
-    /// [`NotifyEnv::enqueue_webhooks`] with the workspace's webhooks already read (a caller
-    /// with many events of one workspace reads them once).
+    /// Queues `event` for every enabled webhook among `hooks` (its workspace's, read by the
+    /// caller, which reads them once for many events) that subscribes to it, once per webhook
+    /// and event however often this is called. Returns how many were queued.
     pub async fn enqueue_to(&self, hooks: &[Webhook], event: &Event) -> Result<usize> {
         let mut queued = 0;
         for hook in hooks {
