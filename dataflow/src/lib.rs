@@ -14,6 +14,9 @@
 //! - `in_order`: an operator's updates held until their epoch is complete, oldest first.
 //! - `provider_days`: each provider's value of a day per (user, metric, day), in an operator
 //!   that keeps each day's samples and emits what changed.
+//! - `series`, `baseline_window`, `correlation_window`: one metric's daily values and the
+//!   windows over them the per-user operator keeps from one epoch to the next (exact sums,
+//!   values in order, per-pair products), moved by the dates that enter, leave or change.
 //! - `user_analytics`: the per-user operator (held daily values → baselines, records,
 //!   anomalies, scores, correlations, re-derived where an epoch's changes reach and emitted as
 //!   differences), and the same derivations in batch for the horizon's archive.
@@ -33,7 +36,9 @@
 //!
 //! Operators do no I/O: the handle's caller feeds sample changes and materialises the deltas.
 
+mod baseline_window;
 pub mod corr;
+mod correlation_window;
 pub mod handle;
 pub mod horizon;
 mod in_order;
@@ -44,6 +49,7 @@ pub mod pipeline;
 mod provider_days;
 pub mod providers;
 pub mod reconcile;
+mod series;
 pub mod sink;
 pub mod stats;
 mod user_analytics;

@@ -125,55 +125,107 @@ fn quantile_fixed(sorted: &[Fixed], q: f64) -> f64 {
     a + (h - lo as f64) * (b - a)
 }
 
+/// Exact sums over the (date, value) points of a window: everything a baseline needs besides
+/// the order of the values. Kept as integers so a window that slides (one date in, one out)
+/// holds the same sums as one summed afresh, and the statistics derived from them are the same
+/// bits either way. Dates enter as they are (days since 1970): the slope's co-moments
+/// n·Σdv − Σd·Σv and n·Σd² − (Σd)² do not depend on where the dates are counted from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowSums {
+    pub n: i64,
+    pub sum: i128,
+    pub squares: i128,
+    pub days: i128,
+    pub day_squares: i128,
+    pub day_values: i128,
+}
+
+impl WindowSums {
+    pub fn of(values: &[(Day, Fixed)]) -> WindowSums {
+        let mut sums = WindowSums::default();
+        for (d, v) in values {
+            sums.add(*d, *v);
+        }
+        sums
+    }
+
+    pub fn add(&mut self, day: Day, value: Fixed) {
+        self.step(day, value, 1);
+    }
+
+    pub fn remove(&mut self, day: Day, value: Fixed) {
+        self.step(day, value, -1);
+    }
+
+    fn step(&mut self, day: Day, value: Fixed, sign: i128) {
+        let (d, v) = (i128::from(day), i128::from(value));
+        self.n += sign as i64;
+        self.sum += sign * v;
+        self.squares += sign * v * v;
+        self.days += sign * d;
+        self.day_squares += sign * d * d;
+        self.day_values += sign * d * v;
+    }
+}
+
 /// Statistics of a window. `values` are (day, value) sorted by day, one per day, all within
 /// the window ending at `as_of`; at least one.
 pub fn baseline(as_of: Day, values: &[(Day, Fixed)]) -> Baseline {
-    let n = values.len();
-    let sum: i128 = values.iter().map(|(_, v)| i128::from(*v)).sum();
-    let mean = sum as f64 / n as f64 / SCALE;
-    let sd = (n >= 2).then(|| {
-        let ss: f64 = values
-            .iter()
-            .map(|(_, v)| (from_fixed(*v) - mean) * (from_fixed(*v) - mean))
-            .sum();
-        F64((ss / (n as f64 - 1.0)).sqrt())
-    });
     let mut sorted: Vec<Fixed> = values.iter().map(|(_, v)| *v).collect();
     sorted.sort_unstable();
+    baseline_of(
+        as_of,
+        &WindowSums::of(values),
+        &sorted,
+        recent(as_of, values),
+    )
+}
 
-    let day = |d: Day| f64::from(d - as_of);
-    let mean_day = values.iter().map(|(d, _)| day(*d)).sum::<f64>() / n as f64;
-    let sxx: f64 = values
-        .iter()
-        .map(|(d, _)| (day(*d) - mean_day) * (day(*d) - mean_day))
-        .sum();
-    let sxy: f64 = values
-        .iter()
-        .map(|(d, v)| (day(*d) - mean_day) * (from_fixed(*v) - mean))
-        .sum();
-    let slope_per_day = (sxx > 0.0).then(|| F64(sxy / sxx));
+/// The number and exact sum of the values of the 7 dates ending at `as_of` (the values sorted
+/// by day and none after `as_of`).
+pub fn recent(as_of: Day, values: &[(Day, Fixed)]) -> (i64, i128) {
+    let from = values.partition_point(|(d, _)| *d <= as_of - 7);
+    let last = &values[from..];
+    (
+        last.len() as i64,
+        last.iter().map(|(_, v)| i128::from(*v)).sum(),
+    )
+}
 
-    let (recent_n, recent_sum) = values
-        .iter()
-        .filter(|(d, _)| *d > as_of - 7)
-        .fold((0usize, 0.0f64), |(k, s), (_, v)| {
-            (k + 1, s + from_fixed(*v))
-        });
-    let change_7d_pct = (recent_n > 0 && mean != 0.0).then(|| {
-        let m7 = recent_sum / recent_n as f64;
-        F64((m7 - mean) / mean.abs() * 100.0)
+/// A window's statistics from its exact sums, its values in ascending order (at least one) and
+/// the count and sum of its last 7 dates. Every moment is an exact integer until the final
+/// division, so the result does not depend on how the sums were accumulated.
+pub fn baseline_of(
+    as_of: Day,
+    sums: &WindowSums,
+    sorted: &[Fixed],
+    (recent_n, recent_sum): (i64, i128),
+) -> Baseline {
+    let n = sums.n;
+    let mean = sums.sum as f64 / n as f64 / SCALE;
+    let wide = i128::from(n);
+    // n²·variance, in millionths squared: exact, and never negative.
+    let spread = wide * sums.squares - sums.sum * sums.sum;
+    let sd = (n >= 2).then(|| F64((spread as f64 / (n as f64 * (n as f64 - 1.0))).sqrt() / SCALE));
+    let day_spread = wide * sums.day_squares - sums.days * sums.days;
+    let co_spread = wide * sums.day_values - sums.days * sums.sum;
+    let slope_per_day = (day_spread > 0).then(|| F64(co_spread as f64 / day_spread as f64 / SCALE));
+    // (recent mean − mean) / |mean| = (n·Σrecent − k·Σ) / (k·|Σ|).
+    let change_7d_pct = (recent_n > 0 && sums.sum != 0).then(|| {
+        let num = wide * recent_sum - i128::from(recent_n) * sums.sum;
+        let den = i128::from(recent_n) * sums.sum.abs();
+        F64(num as f64 / den as f64 * 100.0)
     });
-
     Baseline {
         as_of,
         n: n as u32,
         mean: F64(mean),
         sd,
-        median: F64(quantile_fixed(&sorted, 0.5)),
-        p25: F64(quantile_fixed(&sorted, 0.25)),
-        p75: F64(quantile_fixed(&sorted, 0.75)),
+        median: F64(quantile_fixed(sorted, 0.5)),
+        p25: F64(quantile_fixed(sorted, 0.25)),
+        p75: F64(quantile_fixed(sorted, 0.75)),
         min: F64(from_fixed(sorted[0])),
-        max: F64(from_fixed(sorted[n - 1])),
+        max: F64(from_fixed(sorted[sorted.len() - 1])),
         slope_per_day,
         change_7d_pct,
     }

@@ -33,13 +33,15 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 use timely::dataflow::{Stream, StreamVec};
 
-use crate::corr::Moments;
+use crate::baseline_window::BaselineWindow;
+use crate::correlation_window::CorrelationWindow;
 use crate::model::{
-    ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_MIN_PAIRS, CORRELATION_WINDOW, Correlation, Day,
-    Fixed, HRV_REFERENCE_WINDOW, MetricKey, OutputDelta, Prefix, PrefixCorrelations, Record,
-    ScoreInput, Scores, UserKey, WINDOWS, metric_key,
+    ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_WINDOW, Correlation, Day, Fixed,
+    HRV_REFERENCE_WINDOW, MetricKey, OutputDelta, Prefix, PrefixCorrelations, Record, ScoreInput,
+    Scores, UserKey, WINDOWS, metric_key,
 };
 use crate::pipeline::{Epoch, Output, OutputSink};
+use crate::series::{value_on, within};
 use crate::stats;
 
 /// What the operator reads, keyed by user.
@@ -139,13 +141,17 @@ struct UserState {
     prefixes: BTreeMap<MetricKey, Prefix>,
     prefix_correlations: Option<PrefixCorrelations>,
     emitted: Emitted,
+    /// Per metric, the baseline windows (`WINDOWS`) over `series`, moved as it changes.
+    baseline_windows: BTreeMap<MetricKey, Vec<BaselineWindow>>,
+    /// The correlation window over `series`, while the correlations come from it.
+    correlation_window: Option<CorrelationWindow>,
 }
 
 /// What one epoch changed for one user.
 #[derive(Debug, Default)]
 struct Changes {
-    /// Per metric, the dates whose value changed.
-    days: BTreeMap<MetricKey, Vec<Day>>,
+    /// Per metric, the dates whose value changed (sorted), each with its value before.
+    days: BTreeMap<MetricKey, Vec<(Day, Option<Fixed>)>>,
     boundary: Option<Option<Day>>,
     prefixes: BTreeSet<MetricKey>,
     prefix_correlations: bool,
@@ -212,19 +218,6 @@ impl Emit<'_> {
     }
 }
 
-/// The dates in `vals` (sorted by date) within `[from, to]`.
-fn within(vals: &[(Day, Fixed)], from: Day, to: Day) -> &[(Day, Fixed)] {
-    let lo = vals.partition_point(|(d, _)| *d < from);
-    let hi = vals.partition_point(|(d, _)| *d <= to);
-    &vals[lo..hi.max(lo)]
-}
-
-fn value_on(vals: &[(Day, Fixed)], day: Day) -> Option<Fixed> {
-    vals.binary_search_by_key(&day, |(d, _)| *d)
-        .ok()
-        .map(|i| vals[i].1)
-}
-
 /// The values of the `window` dates before `day` (the day itself excluded).
 fn before(vals: &[(Day, Fixed)], day: Day, window: Day, buf: &mut Vec<Fixed>) {
     buf.clear();
@@ -261,27 +254,21 @@ impl UserState {
                 UserEvent::Value(m, d, v) => {
                     let vals = self.series.entry(*m).or_default();
                     let changed = match (vals.binary_search_by_key(d, |(day, _)| *day), insert) {
-                        (Ok(i), true) => {
-                            vals[i].1 = *v;
-                            true
-                        }
+                        (Ok(i), true) => Some(Some(std::mem::replace(&mut vals[i].1, *v))),
                         (Err(i), true) => {
                             vals.insert(i, (*d, *v));
-                            true
+                            Some(None)
                         }
-                        (Ok(i), false) if vals[i].1 == *v => {
-                            vals.remove(i);
-                            true
-                        }
+                        (Ok(i), false) if vals[i].1 == *v => Some(Some(vals.remove(i).1)),
                         // A retraction of a value not held: the daily values are a set per
                         // key, so this does not happen; nothing changes if it does.
-                        _ => false,
+                        _ => None,
                     };
                     if vals.is_empty() {
                         self.series.remove(m);
                     }
-                    if changed {
-                        changes.days.entry(*m).or_default().push(*d);
+                    if let Some(was) = changed {
+                        changes.days.entry(*m).or_default().push((*d, was));
                     }
                 }
                 UserEvent::Boundary(b) => {
@@ -311,9 +298,10 @@ impl UserState {
                 }
             }
         }
+        // The first value recorded for a date is the one it held before the epoch.
         for days in changes.days.values_mut() {
-            days.sort_unstable();
-            days.dedup();
+            days.sort_by_key(|(d, _)| *d);
+            days.dedup_by_key(|(d, _)| *d);
         }
         changes
     }
@@ -327,6 +315,8 @@ impl UserState {
             .copied()
             .collect();
         for m in metrics {
+            let changed = changes.days.get(&m).map_or(&[][..], Vec::as_slice);
+            self.follow_series(m, changed);
             self.refresh_series(m, out);
         }
         let latest = self.latest();
@@ -334,9 +324,9 @@ impl UserState {
         let in_window = changes
             .days
             .values()
-            .any(|days| window_start.is_none_or(|s| days.last().is_some_and(|d| *d >= s)));
+            .any(|days| window_start.is_none_or(|s| days.last().is_some_and(|(d, _)| *d >= s)));
         if changes.prefix_correlations || latest != latest_before || in_window {
-            self.refresh_correlations(latest, out);
+            self.refresh_correlations(latest, changes, out);
         }
         self.refresh_dated(keys, changes, out);
     }
@@ -350,15 +340,12 @@ impl UserState {
             .last()
             .map(|(d, _)| *d)
             .filter(|last| prefix.is_none_or(|p| *last >= p.below));
+        let windows = self.baseline_windows.get(&m).map_or(&[][..], Vec::as_slice);
         let baselines = match (held_last, prefix) {
-            (Some(last), _) => WINDOWS
+            (Some(_), _) => WINDOWS
                 .iter()
-                .map(|w| {
-                    (
-                        *w,
-                        stats::baseline(last, within(vals, last - *w as Day + 1, last)),
-                    )
-                })
+                .zip(windows)
+                .map(|(w, window)| (*w, window.baseline(vals)))
                 .collect(),
             (None, Some(p)) => p.baselines.clone(),
             (None, None) => return None,
@@ -370,6 +357,21 @@ impl UserState {
             (h, a) => h.or(a),
         };
         Some(SeriesRows { baselines, record })
+    }
+
+    /// Moves the baseline windows of `m` to its series as it is now, given the dates that
+    /// changed (with their values before).
+    fn follow_series(&mut self, m: MetricKey, changed: &[(Day, Option<Fixed>)]) {
+        let Some(vals) = self.series.get(&m) else {
+            self.baseline_windows.remove(&m);
+            return;
+        };
+        match self.baseline_windows.get_mut(&m) {
+            Some(windows) => windows.iter_mut().for_each(|w| w.update(vals, changed)),
+            None => {
+                self.baseline_windows.insert(m, fresh_windows(vals));
+            }
+        }
     }
 
     fn refresh_series(&mut self, m: MetricKey, out: &Emit) {
@@ -404,7 +406,8 @@ impl UserState {
         }
     }
 
-    fn refresh_correlations(&mut self, latest: Option<Day>, out: &Emit) {
+    fn refresh_correlations(&mut self, latest: Option<Day>, changes: &Changes, out: &Emit) {
+        let window = self.correlation_window.take();
         let new: BTreeMap<(MetricKey, MetricKey, u8), Correlation> =
             match (&self.prefix_correlations, latest) {
                 (Some(p), l) if l.is_none_or(|l| l < p.below) => p
@@ -412,7 +415,14 @@ impl UserState {
                     .iter()
                     .map(|(a, b, lag, c)| ((*a, *b, *lag), c.clone()))
                     .collect(),
-                (_, Some(l)) => window_correlations(&self.series, l),
+                (_, Some(l)) => {
+                    let window = window
+                        .and_then(|mut w| w.update(&self.series, l, &changes.days).then_some(w))
+                        .unwrap_or_else(|| CorrelationWindow::build(&self.series, l));
+                    let found = window.correlations();
+                    self.correlation_window = Some(window);
+                    found
+                }
                 (_, None) => BTreeMap::new(),
             };
         let old = std::mem::take(&mut self.emitted.correlations);
@@ -546,11 +556,11 @@ impl UserState {
         } else {
             for (m, days) in &changes.days {
                 let reach = keys.anomaly_reach(*m);
-                for d in days {
+                for (d, _) in days {
                     add_anomaly_range(self, *m, *d, d.saturating_add(reach));
                 }
                 if let Some(reach) = keys.score_reach(*m) {
-                    score_ranges.extend(days.iter().map(|d| (*d, d.saturating_add(reach))));
+                    score_ranges.extend(days.iter().map(|(d, _)| (*d, d.saturating_add(reach))));
                 }
             }
         }
@@ -605,6 +615,14 @@ impl UserState {
     }
 }
 
+/// The baseline windows (`WINDOWS`) of a series, built afresh.
+fn fresh_windows(vals: &[(Day, Fixed)]) -> Vec<BaselineWindow> {
+    WINDOWS
+        .iter()
+        .filter_map(|w| BaselineWindow::new(*w as Day, vals))
+        .collect()
+}
+
 /// One user's analytics in batch, as the operator derives them from `series` (the user's
 /// daily values per metric, by date) with no boundary or archive, into `out`: the series rows
 /// and correlations, and the dated rows of the dates in `dated` only. The horizon archives
@@ -617,6 +635,10 @@ pub(crate) fn batch_into(
 ) {
     let keys = Keys::get();
     let state = UserState {
+        baseline_windows: series
+            .iter()
+            .map(|(m, vals)| (*m, fresh_windows(vals)))
+            .collect(),
         series,
         ..UserState::default()
     };
@@ -632,7 +654,7 @@ pub(crate) fn batch_into(
         }
     }
     if let Some(latest) = state.latest() {
-        for ((a, b, lag), c) in window_correlations(&state.series, latest) {
+        for ((a, b, lag), c) in CorrelationWindow::build(&state.series, latest).correlations() {
             out.correlations.insert((user, a, b, lag), c);
         }
     }
@@ -654,212 +676,6 @@ pub(crate) fn batch_into(
             out.scores.insert((user, d), s);
         }
     }
-}
-
-/// One metric's values over the correlation window: a bit per date offset and the values by
-/// offset, with the exact sums over all of them.
-struct WindowSeries {
-    metric: MetricKey,
-    mask: u128,
-    values: [Fixed; WINDOW],
-    sum: i128,
-    squares: i128,
-    /// The offsets ordered by value (then offset), once some pair needs ranks.
-    order: Option<[u8; WINDOW]>,
-    /// The doubled ranks of the last few subsets asked for (a metric is ranked over its own
-    /// dates, without the first or without the last — lag 1 — in nearly every pair).
-    ranked: Vec<(u128, [i64; WINDOW])>,
-}
-
-impl WindowSeries {
-    /// Σx and Σx² over the offsets in `subset` (a subset of `mask`): from the totals when only
-    /// a few offsets are missing (the common case: lag 1 drops one end), else summed.
-    fn sums(&self, subset: u128) -> (i128, i128) {
-        // Each offset's value and square, summed over `bits`.
-        let over = |mut bits: u128| {
-            let (mut sum, mut squares) = (0i128, 0i128);
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let v = i128::from(self.values[i]);
-                sum += v;
-                squares += v * v;
-            }
-            (sum, squares)
-        };
-        let missing = self.mask & !subset;
-        if missing.count_ones() <= 8 {
-            let (sum, squares) = over(missing);
-            (self.sum - sum, self.squares - squares)
-        } else {
-            over(subset)
-        }
-    }
-
-    /// Doubled average ranks of the values at the offsets in `subset`, by offset: one sort
-    /// per metric serves every subset (equal values stay adjacent in any subset of the order).
-    fn ranks(&mut self, subset: u128) -> &[i64; WINDOW] {
-        if let Some(at) = self.ranked.iter().position(|(s, _)| *s == subset) {
-            return &self.ranked[at].1;
-        }
-        let (values, mask) = (&self.values, self.mask);
-        let count = mask.count_ones() as usize;
-        let order = self.order.get_or_insert_with(|| {
-            // (value, offset) packed in one integer: sorting primitives is several times
-            // faster than sorting by a key that indexes the values.
-            let mut keyed = [0i128; WINDOW];
-            let mut n = 0;
-            for (i, v) in values.iter().enumerate() {
-                if mask >> i & 1 == 1 {
-                    keyed[n] = i128::from(*v) << 8 | i as i128;
-                    n += 1;
-                }
-            }
-            keyed[..n].sort_unstable();
-            let mut order = [0u8; WINDOW];
-            for (o, k) in order.iter_mut().zip(&keyed[..n]) {
-                *o = (k & 0xff) as u8;
-            }
-            order
-        });
-        let mut ranks = [0i64; WINDOW];
-        let mut members = [0u8; WINDOW];
-        let mut n = 0;
-        for i in &order[..count] {
-            if subset >> i & 1 == 1 {
-                members[n] = *i;
-                n += 1;
-            }
-        }
-        let members = &members[..n];
-        let mut i = 0;
-        while i < n {
-            let v = values[members[i] as usize];
-            let mut j = i;
-            while j + 1 < n && values[members[j + 1] as usize] == v {
-                j += 1;
-            }
-            for at in &members[i..=j] {
-                ranks[*at as usize] = (i + j + 2) as i64;
-            }
-            i = j + 1;
-        }
-        if self.ranked.len() == 3 {
-            self.ranked.remove(0);
-        }
-        self.ranked.push((subset, ranks));
-        &self.ranked.last().expect("just pushed").1
-    }
-}
-
-const WINDOW: usize = CORRELATION_WINDOW as usize;
-
-/// Σ x[i]·y[i] over the offsets in `mask`, exactly; a run of consecutive offsets (the common
-/// case: a metric reported every day) as a plain loop over slices.
-fn products(x: &[Fixed], y: &[Fixed], mask: u128) -> i128 {
-    let start = mask.trailing_zeros() as usize;
-    let run = mask >> start;
-    if run & (run + 1) == 0 {
-        let n = run.count_ones() as usize;
-        return x[start..start + n]
-            .iter()
-            .zip(&y[start..start + n])
-            .map(|(a, b)| i128::from(*a) * i128::from(*b))
-            .sum();
-    }
-    let mut sum = 0i128;
-    let mut bits = mask;
-    while bits != 0 {
-        let i = bits.trailing_zeros() as usize;
-        bits &= bits - 1;
-        sum += i128::from(x[i]) * i128::from(y[i]);
-    }
-    sum
-}
-
-/// The significant correlations over the 90 dates ending at `latest`: metric a on date d
-/// against b on d (a < b) and against b on d + 1 (a ≠ b), each over the dates both have.
-/// Equal to `stats::correlation` over the same pairs (the moments are exact integers, and
-/// the ranks those of the paired values), without assembling them: a metric's dates are a
-/// bit mask, a pair's dates the intersection of two masks.
-fn window_correlations(
-    series: &BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
-    latest: Day,
-) -> BTreeMap<(MetricKey, MetricKey, u8), Correlation> {
-    let start = latest - CORRELATION_WINDOW + 1;
-    let mut window: Vec<WindowSeries> = series
-        .iter()
-        .filter_map(|(m, vals)| {
-            let vals = within(vals, start, latest);
-            if vals.is_empty() {
-                return None;
-            }
-            let mut w = WindowSeries {
-                metric: *m,
-                mask: 0,
-                values: [0; CORRELATION_WINDOW as usize],
-                sum: 0,
-                squares: 0,
-                order: None,
-                ranked: Vec::new(),
-            };
-            for (d, v) in vals {
-                let i = (d - start) as usize;
-                w.mask |= 1 << i;
-                w.values[i] = *v;
-                w.sum += i128::from(*v);
-                w.squares += i128::from(*v) * i128::from(*v);
-            }
-            Some(w)
-        })
-        .collect();
-    let mut found = BTreeMap::new();
-    for ia in 0..window.len() {
-        for ib in 0..window.len() {
-            for lag in [0u8, 1] {
-                if (lag == 0 && ia >= ib) || (lag == 1 && ia == ib) {
-                    continue;
-                }
-                let (a, b) = (&window[ia], &window[ib]);
-                // Offsets i where a has a value on i and b on i + lag.
-                let xs = a.mask & (b.mask >> lag);
-                let n = xs.count_ones();
-                if (n as usize) < CORRELATION_MIN_PAIRS {
-                    continue;
-                }
-                let ys = xs << lag;
-                let (sx, sxx) = a.sums(xs);
-                let (sy, syy) = b.sums(ys);
-                let lag_ix = lag as usize;
-                let sxy = products(&a.values, &b.values[lag_ix..], xs);
-                let moments = Moments {
-                    n: i64::from(n),
-                    sx,
-                    sy,
-                    sxx,
-                    syy,
-                    sxy,
-                };
-                let (ma, mb) = (a.metric, b.metric);
-                let significant = stats::significant(&moments, || {
-                    let rx = *window[ia].ranks(xs);
-                    let ry = window[ib].ranks(ys);
-                    let mut m = Moments::default();
-                    let mut bits = xs;
-                    while bits != 0 {
-                        let i = bits.trailing_zeros() as usize;
-                        bits &= bits - 1;
-                        m.add(rx[i], ry[i + lag_ix]);
-                    }
-                    m
-                });
-                if let Some(c) = significant {
-                    found.insert((ma, mb, lag), c);
-                }
-            }
-        }
-    }
-    found
 }
 
 /// The operator: `events` keyed by user in, analytics deltas to `sink`; the returned stream
@@ -921,75 +737,4 @@ pub(crate) fn user_analytics<'s>(
             }
         },
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    /// What the oracle does: assemble each pair's dates and call `stats::correlation`.
-    fn by_pairs(
-        series: &BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
-        latest: Day,
-    ) -> BTreeMap<(MetricKey, MetricKey, u8), Correlation> {
-        let first = latest - CORRELATION_WINDOW + 1;
-        let mut found = BTreeMap::new();
-        for (a, xs) in series {
-            for (b, ys) in series {
-                for lag in [0u8, 1] {
-                    if (lag == 0 && a >= b) || (lag == 1 && a == b) {
-                        continue;
-                    }
-                    let pairs: Vec<(Fixed, Fixed)> = (first..=latest - Day::from(lag))
-                        .filter_map(|d| Some((value_on(xs, d)?, value_on(ys, d + Day::from(lag))?)))
-                        .collect();
-                    if let Some(c) = stats::correlation(&pairs) {
-                        found.insert((*a, *b, lag), c);
-                    }
-                }
-            }
-        }
-        found
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
-
-        /// Dense and sparse series, few distinct values (ties) and related metrics (so many
-        /// pairs are significant): the masks and exact sums give the pairwise result exactly.
-        #[test]
-        fn window_correlations_equal_the_pairwise_computation(
-            seed in any::<u64>(),
-            density in 0.2f64..1.0,
-            levels in 2i64..60,
-            days in 20i32..140,
-        ) {
-            let mut state = seed | 1;
-            let mut next = move || {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state
-            };
-            let mut series: BTreeMap<MetricKey, Vec<(Day, Fixed)>> = BTreeMap::new();
-            for d in 0..days {
-                let common = (next() % levels as u64) as i64;
-                for m in 0..5u16 {
-                    if (next() % 1000) as f64 / 1000.0 < density {
-                        let noise = (next() % levels as u64) as i64;
-                        let v = match m % 3 {
-                            0 => common * 1_000_000 + noise,
-                            1 => -common * 250_000 + noise * 7,
-                            _ => noise * 1_000_000,
-                        };
-                        series.entry(m).or_default().push((d, v));
-                    }
-                }
-            }
-            let latest = days - 1 - (next() % 3) as Day;
-            let got = window_correlations(&series, latest);
-            prop_assert_eq!(&got, &by_pairs(&series, latest));
-        }
-    }
 }
