@@ -59,7 +59,7 @@ fn provider_daily(
     aggregate(metric, winner, entries).map(|(value, count)| Daily {
         value,
         count,
-        provider: winner.to_string(),
+        provider: winner.into(),
     })
 }
 
@@ -245,7 +245,8 @@ pub fn window_stats(values: &[Fixed]) -> Option<WindowStats> {
         .map(|v| (from_fixed(*v) - mean) * (from_fixed(*v) - mean))
         .sum();
     let sd = ss / (n as f64 - 1.0);
-    let mut sorted = values.to_vec();
+    // On the stack: every date of every metric asks for one of these (28 values).
+    let mut sorted: smallvec::SmallVec<[Fixed; 32]> = values.into();
     sorted.sort_unstable();
     Some(WindowStats {
         n: n as u32,
@@ -398,7 +399,8 @@ pub fn significant(
 /// ln(rMSSD) reference statistics (mean, sample SD) of the values before a date; None below
 /// the minimum number of values or for non-positive readings only.
 pub fn hrv_reference(values: &[Fixed]) -> Option<(F64, F64)> {
-    let logs: Vec<f64> = values
+    // On the stack: a score date asks for one of these, and the window is 60 dates.
+    let logs: smallvec::SmallVec<[f64; 64]> = values
         .iter()
         .map(|v| from_fixed(*v))
         .filter(|v| *v > 0.0)
@@ -640,13 +642,13 @@ mod tests {
         ];
         let d = daily_value(steps, &Default::default(), &entries).unwrap();
         assert_eq!(
-            (d.value, d.count, d.provider.as_str()),
+            (d.value, d.count, &*d.provider),
             (to_fixed(5000.0), 2, "fitbit")
         );
         // A workspace that trusts manual entries first.
         let api_first = catalogue::ProviderPriority(vec!["api".into()]);
         let d = daily_value(steps, &api_first, &entries).unwrap();
-        assert_eq!((d.value, d.provider.as_str()), (to_fixed(100.0), "api"));
+        assert_eq!((d.value, &*d.provider), (to_fixed(100.0), "api"));
         let hr = metric_key("heart_rate").unwrap();
         let d = daily_value(
             hr,
