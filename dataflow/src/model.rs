@@ -96,8 +96,8 @@ pub struct Daily {
     pub value: Fixed,
     /// Samples of the chosen provider that went into the value.
     pub count: u32,
-    /// The provider whose samples were used.
-    pub provider: String,
+    /// The provider whose samples were used (shared: a handful of names, one per daily value).
+    pub provider: std::sync::Arc<str>,
 }
 
 /// Statistics of one (user, metric) over a window of local dates.

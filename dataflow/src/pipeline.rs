@@ -200,7 +200,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
                 daily: Daily {
                     value: *value,
                     count: *count,
-                    provider: providers::name(*p).to_string(),
+                    provider: providers::name(*p),
                 },
                 diff,
             }

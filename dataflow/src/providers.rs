@@ -24,6 +24,21 @@ fn names() -> &'static RwLock<Names> {
 
 /// The id of `name`, assigned on first sight.
 pub fn id(name: &str) -> ProviderId {
+    // Each thread keeps the names it has seen: every sample is looked up on its way in, from
+    // both workers, and the shared table's lock is one cache line they would both write to.
+    LOCAL.with(|local| {
+        if let Some(id) = local.borrow().ids.get(name) {
+            return *id;
+        }
+        let id = shared_id(name);
+        let mut local = local.borrow_mut();
+        let name: Arc<str> = Arc::from(name);
+        local.ids.insert(name, id);
+        id
+    })
+}
+
+fn shared_id(name: &str) -> ProviderId {
     if let Some(id) = names().read().expect("provider names").ids.get(name) {
         return *id;
     }
@@ -39,9 +54,32 @@ pub fn id(name: &str) -> ProviderId {
     id
 }
 
-/// The name of an id this process assigned.
+/// The name of an id this process assigned. The `Arc` is the calling thread's own copy, so
+/// the threads that clone and drop names do not share a reference count.
 pub fn name(id: ProviderId) -> Arc<str> {
-    names().read().expect("provider names").names[usize::from(id)].clone()
+    LOCAL.with(|local| {
+        let at = usize::from(id);
+        if let Some(Some(name)) = local.borrow().names.get(at) {
+            return name.clone();
+        }
+        let name: Arc<str> = Arc::from(&*names().read().expect("provider names").names[at]);
+        let mut local = local.borrow_mut();
+        if local.names.len() <= at {
+            local.names.resize(at + 1, None);
+        }
+        local.names[at] = Some(name.clone());
+        name
+    })
+}
+
+#[derive(Default)]
+struct Local {
+    ids: HashMap<Arc<str>, ProviderId>,
+    names: Vec<Option<Arc<str>>>,
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Local> = std::cell::RefCell::default();
 }
 
 #[cfg(test)]
