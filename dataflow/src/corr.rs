@@ -57,7 +57,16 @@ impl Moments {
             return None;
         }
         let cov = n * self.sxy - self.sx * self.sy;
-        Some((cov as f64 / ((vx as f64) * (vy as f64)).sqrt()).clamp(-1.0, 1.0))
+        Some((to_f64(cov) / (to_f64(vx) * to_f64(vy)).sqrt()).clamp(-1.0, 1.0))
+    }
+}
+
+/// `v as f64` (the same correctly rounded value), through the one-instruction conversion from
+/// 64 bits when `v` fits: the 128-bit one is a library call, and r takes three per pair.
+fn to_f64(v: i128) -> f64 {
+    match i64::try_from(v) {
+        Ok(small) => small as f64,
+        Err(_) => v as f64,
     }
 }
 

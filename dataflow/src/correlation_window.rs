@@ -174,7 +174,9 @@ impl MetricWindow {
 /// overwritten in turn, never the one a pair is still reading (`keep`).
 #[derive(Default)]
 struct Ranked {
-    entries: Vec<(usize, u128, [i64; RING])>,
+    /// (metric, subset) of each entry, apart from the ranks so a lookup reads one cache line.
+    keys: Vec<(usize, u128)>,
+    ranks: Vec<[i64; RING]>,
     next: usize,
 }
 
@@ -183,27 +185,27 @@ impl Ranked {
 
     /// The index of the entry holding metric `i`'s ranks over `subset`.
     fn of(&mut self, metrics: &[MetricWindow], i: usize, subset: u128, keep: usize) -> usize {
-        if let Some(at) = self
-            .entries
-            .iter()
-            .position(|(m, s, _)| *m == i && *s == subset)
-        {
+        if let Some(at) = self.keys.iter().position(|k| *k == (i, subset)) {
             return at;
         }
-        let at = if self.entries.len() < Self::CAPACITY {
-            self.entries.push((i, subset, [0; RING]));
-            self.entries.len() - 1
+        let at = if self.keys.len() < Self::CAPACITY {
+            if self.keys.is_empty() {
+                self.keys.reserve_exact(Self::CAPACITY);
+                self.ranks.reserve_exact(Self::CAPACITY);
+            }
+            self.keys.push((i, subset));
+            self.ranks.push([0; RING]);
+            self.keys.len() - 1
         } else {
             if self.next == keep {
                 self.next = (self.next + 1) % Self::CAPACITY;
             }
             let at = self.next;
             self.next = (self.next + 1) % Self::CAPACITY;
-            self.entries[at].0 = i;
-            self.entries[at].1 = subset;
+            self.keys[at] = (i, subset);
             at
         };
-        metrics[i].ranks(subset, &mut self.entries[at].2);
+        metrics[i].ranks(subset, &mut self.ranks[at]);
         at
     }
 }
@@ -340,20 +342,20 @@ impl CorrelationWindow {
         self.metrics[i].set(day, was, now);
     }
 
-    /// Every pair's exact moments over the dates both have (a on d, b on d + lag): metric a
-    /// against b at lag 0 (a < b) and lag 1 (a ≠ b), for pairs with at least one date.
-    fn pairs(&self) -> impl Iterator<Item = (usize, usize, u8, u128, Moments)> + '_ {
+    /// Calls `f` with every pair's exact moments over the dates both have (a on d, b on
+    /// d + lag): metric a against b at lag 0 (a < b) and lag 1 (a ≠ b), for pairs with at
+    /// least one date. Plain loops: this runs for 315 pairs per user and date.
+    fn for_each_pair(&self, mut f: impl FnMut(usize, usize, u8, u128, Moments)) {
         let k = self.metrics.len();
-        (0..k).flat_map(move |ia| {
-            (0..k).flat_map(move |ib| {
-                [0u8, 1].into_iter().filter_map(move |lag| {
+        for (ia, a) in self.metrics.iter().enumerate() {
+            for (ib, b) in self.metrics.iter().enumerate() {
+                for lag in [0u8, 1] {
                     if (lag == 0 && ia >= ib) || (lag == 1 && ia == ib) {
-                        return None;
+                        continue;
                     }
-                    let (a, b) = (&self.metrics[ia], &self.metrics[ib]);
                     let xs = a.mask & b.mask.rotate_right(u32::from(lag));
                     if xs == 0 {
-                        return None;
+                        continue;
                     }
                     let (sx, sxx) = a.sums(xs);
                     let (sy, syy) = b.sums(xs.rotate_left(u32::from(lag)));
@@ -365,10 +367,10 @@ impl CorrelationWindow {
                         syy,
                         sxy: self.products[usize::from(lag)][ia * k + ib],
                     };
-                    Some((ia, ib, lag, xs, moments))
-                })
-            })
-        })
+                    f(ia, ib, lag, xs, moments);
+                }
+            }
+        }
     }
 
     /// The significant correlations: equal to `stats::correlation` over each pair's dates
@@ -376,14 +378,14 @@ impl CorrelationWindow {
     pub(crate) fn correlations(&self) -> Found {
         let mut found = BTreeMap::new();
         let mut ranked = Ranked::default();
-        for (ia, ib, lag, xs, moments) in self.pairs() {
+        self.for_each_pair(|ia, ib, lag, xs, moments| {
             if (moments.n as usize) < CORRELATION_MIN_PAIRS {
-                continue;
+                return;
             }
             let significant = stats::significant(&moments, || {
                 let at = ranked.of(&self.metrics, ia, xs, usize::MAX);
                 let bt = ranked.of(&self.metrics, ib, xs.rotate_left(u32::from(lag)), at);
-                let (rx, ry) = (&ranked.entries[at].2, &ranked.entries[bt].2);
+                let (rx, ry) = (&ranked.ranks[at], &ranked.ranks[bt]);
                 let mut m = Moments::default();
                 let mut bits = xs;
                 while bits != 0 {
@@ -396,7 +398,7 @@ impl CorrelationWindow {
             if let Some(c) = significant {
                 found.insert((self.metrics[ia].metric, self.metrics[ib].metric, lag), c);
             }
-        }
+        });
         found
     }
 }
@@ -430,9 +432,11 @@ mod tests {
 
     /// Every pair's moments by metric keys.
     fn moments(w: &CorrelationWindow) -> BTreeMap<(MetricKey, MetricKey, u8), Moments> {
-        w.pairs()
-            .map(|(ia, ib, lag, _, m)| ((w.metrics[ia].metric, w.metrics[ib].metric, lag), m))
-            .collect()
+        let mut all = BTreeMap::new();
+        w.for_each_pair(|ia, ib, lag, _, m| {
+            all.insert((w.metrics[ia].metric, w.metrics[ib].metric, lag), m);
+        });
+        all
     }
 
     /// Related metrics with few distinct values (ties), dense or sparse.

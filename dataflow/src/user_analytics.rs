@@ -141,10 +141,54 @@ struct UserState {
     prefixes: BTreeMap<MetricKey, Prefix>,
     prefix_correlations: Option<PrefixCorrelations>,
     emitted: Emitted,
-    /// Per metric, the baseline windows (`WINDOWS`) over `series`, moved as it changes.
-    baseline_windows: BTreeMap<MetricKey, Vec<BaselineWindow>>,
+    /// Per metric, what is kept over `series` and moved as it changes.
+    kept: BTreeMap<MetricKey, Kept>,
     /// The correlation window over `series`, while the correlations come from it.
     correlation_window: Option<CorrelationWindow>,
+}
+
+/// What is kept of one metric's series from one epoch to the next.
+#[derive(Debug)]
+struct Kept {
+    /// The baseline windows (`WINDOWS`).
+    windows: Vec<BaselineWindow>,
+    /// The best held value.
+    record: Option<Record>,
+}
+
+impl Kept {
+    fn new(m: MetricKey, vals: &[(Day, Fixed)]) -> Kept {
+        Kept {
+            windows: WINDOWS
+                .iter()
+                .filter_map(|w| BaselineWindow::new(*w as Day, vals))
+                .collect(),
+            record: stats::record(m, vals),
+        }
+    }
+
+    /// Follows the series to `vals` (not empty), given the dates that changed with their
+    /// values before.
+    fn update(&mut self, m: MetricKey, vals: &[(Day, Fixed)], changed: &[(Day, Option<Fixed>)]) {
+        for w in &mut self.windows {
+            w.update(vals, changed);
+        }
+        // The record stands among the unchanged dates, so the best of it and the changed
+        // dates' new values is the new record, unless its own date changed.
+        self.record = match &self.record {
+            Some(r) if changed.iter().all(|(d, _)| *d != r.day) => {
+                let mut candidates: smallvec::SmallVec<[(Day, Fixed); 4]> =
+                    smallvec::smallvec![(r.day, r.value)];
+                candidates.extend(
+                    changed
+                        .iter()
+                        .filter_map(|(d, _)| value_on(vals, *d).map(|v| (*d, v))),
+                );
+                stats::record(m, &candidates)
+            }
+            _ => stats::record(m, vals),
+        };
+    }
 }
 
 /// What one epoch changed for one user.
@@ -253,7 +297,7 @@ impl UserState {
             match event {
                 UserEvent::Value(m, d, v) => {
                     let vals = self.series.entry(*m).or_default();
-                    let changed = match (vals.binary_search_by_key(d, |(day, _)| *day), insert) {
+                    let changed = match (crate::series::find(vals, *d), insert) {
                         (Ok(i), true) => Some(Some(std::mem::replace(&mut vals[i].1, *v))),
                         (Err(i), true) => {
                             vals.insert(i, (*d, *v));
@@ -340,7 +384,8 @@ impl UserState {
             .last()
             .map(|(d, _)| *d)
             .filter(|last| prefix.is_none_or(|p| *last >= p.below));
-        let windows = self.baseline_windows.get(&m).map_or(&[][..], Vec::as_slice);
+        let kept = self.kept.get(&m);
+        let windows = kept.map_or(&[][..], |k| k.windows.as_slice());
         let baselines = match (held_last, prefix) {
             (Some(_), _) => WINDOWS
                 .iter()
@@ -350,7 +395,7 @@ impl UserState {
             (None, Some(p)) => p.baselines.clone(),
             (None, None) => return None,
         };
-        let held = stats::record(m, vals);
+        let held = kept.and_then(|k| k.record.clone());
         let archived = prefix.and_then(|p| p.record.clone());
         let record = match (held, archived) {
             (Some(h), Some(a)) => stats::record(m, &[(h.day, h.value), (a.day, a.value)]),
@@ -359,17 +404,17 @@ impl UserState {
         Some(SeriesRows { baselines, record })
     }
 
-    /// Moves the baseline windows of `m` to its series as it is now, given the dates that
-    /// changed (with their values before).
+    /// Moves what is kept of `m` to its series as it is now, given the dates that changed
+    /// (with their values before).
     fn follow_series(&mut self, m: MetricKey, changed: &[(Day, Option<Fixed>)]) {
         let Some(vals) = self.series.get(&m) else {
-            self.baseline_windows.remove(&m);
+            self.kept.remove(&m);
             return;
         };
-        match self.baseline_windows.get_mut(&m) {
-            Some(windows) => windows.iter_mut().for_each(|w| w.update(vals, changed)),
+        match self.kept.get_mut(&m) {
+            Some(kept) => kept.update(m, vals, changed),
             None => {
-                self.baseline_windows.insert(m, fresh_windows(vals));
+                self.kept.insert(m, Kept::new(m, vals));
             }
         }
     }
@@ -615,14 +660,6 @@ impl UserState {
     }
 }
 
-/// The baseline windows (`WINDOWS`) of a series, built afresh.
-fn fresh_windows(vals: &[(Day, Fixed)]) -> Vec<BaselineWindow> {
-    WINDOWS
-        .iter()
-        .filter_map(|w| BaselineWindow::new(*w as Day, vals))
-        .collect()
-}
-
 /// One user's analytics in batch, as the operator derives them from `series` (the user's
 /// daily values per metric, by date) with no boundary or archive, into `out`: the series rows
 /// and correlations, and the dated rows of the dates in `dated` only. The horizon archives
@@ -635,9 +672,9 @@ pub(crate) fn batch_into(
 ) {
     let keys = Keys::get();
     let state = UserState {
-        baseline_windows: series
+        kept: series
             .iter()
-            .map(|(m, vals)| (*m, fresh_windows(vals)))
+            .map(|(m, vals)| (*m, Kept::new(*m, vals)))
             .collect(),
         series,
         ..UserState::default()
