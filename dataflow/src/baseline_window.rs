@@ -49,7 +49,11 @@ impl BaselineWindow {
             return;
         };
         let limit = rebuild_past(self.len);
-        if (to - self.to).abs() > limit || changed.len() > limit as usize {
+        // Only changes inside either window count: the horizon evicts a month of old dates at
+        // once, and those reach no window.
+        let reach = (self.to.min(to) - self.len + 1)..=self.to.max(to);
+        let inside = changed.iter().filter(|(d, _)| reach.contains(d)).count();
+        if (to - self.to).abs() > limit || inside > limit as usize {
             *self = BaselineWindow::new(self.len, vals).expect("the series is not empty");
             return;
         }

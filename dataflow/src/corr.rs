@@ -45,20 +45,50 @@ impl Moments {
 
     /// Pearson's r; None for fewer than two points or constant input (scipy returns NaN
     /// there). The co-moments n·Σxy − Σx·Σy etc. are exact integers; the only roundings are
-    /// their conversions, the product, the square root and the division.
+    /// their conversions, the square roots, the product and the division.
     pub fn r(&self) -> Option<f64> {
         if self.n < 2 {
             return None;
         }
         let n = i128::from(self.n);
-        let vx = n * self.sxx - self.sx * self.sx;
-        let vy = n * self.syy - self.sy * self.sy;
-        if vx <= 0 || vy <= 0 {
-            return None;
-        }
-        let cov = n * self.sxy - self.sx * self.sy;
-        Some((to_f64(cov) / (to_f64(vx) * to_f64(vy)).sqrt()).clamp(-1.0, 1.0))
+        let x = Spread::of(n, self.sx, self.sxx)?;
+        let y = Spread::of(n, self.sy, self.syy)?;
+        Some(r_from(n * self.sxy - self.sx * self.sy, &x, &y))
     }
+}
+
+/// n·Σx² − (Σx)² for n values with these exact sums (n² times their variance), and its root.
+/// A pair's r divides by the roots of both sides, so a side shared by many pairs (a metric
+/// over the same dates) is computed once.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Spread {
+    exact: i128,
+    root: f64,
+}
+
+impl Spread {
+    /// None when the values are all equal.
+    pub fn of(n: i128, sum: i128, squares: i128) -> Option<Spread> {
+        let exact = n * squares - sum * sum;
+        (exact > 0).then(|| Spread {
+            exact,
+            root: to_f64(exact).sqrt(),
+        })
+    }
+}
+
+/// Pearson's r from the exact co-moment n·Σxy − Σx·Σy and both sides' spreads. A perfect
+/// correlation (co² = spread_x·spread_y, checked exactly where it fits in 128 bits, as it does
+/// for ranks) is ±1 exactly, so its p is 0 as scipy's is, whatever the roots round to.
+pub fn r_from(co: i128, x: &Spread, y: &Spread) -> f64 {
+    let perfect = co
+        .checked_mul(co)
+        .zip(x.exact.checked_mul(y.exact))
+        .is_some_and(|(c, v)| c == v);
+    if perfect {
+        return if co > 0 { 1.0 } else { -1.0 };
+    }
+    (to_f64(co) / (x.root * y.root)).clamp(-1.0, 1.0)
 }
 
 /// `v as f64` (the same correctly rounded value), through the one-instruction conversion from
@@ -190,6 +220,21 @@ mod tests {
         let (ones, steps) = (fixed(&[1., 1., 1., 1.]), fixed(&[1., 2., 3., 4.]));
         assert!(pearson(&ones, &steps).is_none(), "constant input");
         assert!(spearman(&ones, &steps).is_none());
+    }
+
+    /// r = ±1 exactly (so p = 0) for every length, not only where the roots of the spreads
+    /// happen to round back to them.
+    #[test]
+    fn perfect_correlations_are_exact() {
+        for n in 3..60 {
+            let x: Vec<Fixed> = (0..n).map(|i| to_fixed(f64::from(i) * 1.5)).collect();
+            let up: Vec<Fixed> = x.iter().map(|v| 3 * v + 7_000_000).collect();
+            let down: Vec<Fixed> = x.iter().map(|v| 11_000_000 - 2 * v).collect();
+            assert_eq!(pearson(&x, &up), Some((1.0, 0.0)), "n = {n}");
+            assert_eq!(pearson(&x, &down), Some((-1.0, 0.0)), "n = {n}");
+            assert_eq!(spearman(&x, &up), Some((1.0, 0.0)), "n = {n}");
+            assert_eq!(spearman(&x, &down), Some((-1.0, 0.0)), "n = {n}");
+        }
     }
 
     #[test]

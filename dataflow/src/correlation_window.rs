@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::corr::Moments;
+use crate::corr::{Moments, Spread};
 use crate::model::{CORRELATION_MIN_PAIRS, CORRELATION_WINDOW, Correlation, Day, Fixed, MetricKey};
 use crate::series::{moved, value_on, within};
 use crate::stats;
@@ -343,10 +343,12 @@ impl CorrelationWindow {
     }
 
     /// Calls `f` with every pair's exact moments over the dates both have (a on d, b on
-    /// d + lag): metric a against b at lag 0 (a < b) and lag 1 (a ≠ b), for pairs with at
-    /// least one date. Plain loops: this runs for 315 pairs per user and date.
-    fn for_each_pair(&self, mut f: impl FnMut(usize, usize, u8, u128, Moments)) {
+    /// d + lag) and both sides' spreads: metric a against b at lag 0 (a < b) and
+    /// lag 1 (a ≠ b), for pairs with at least one date. Plain loops: this runs for 315 pairs
+    /// per user and date.
+    fn for_each_pair(&self, mut f: impl FnMut(usize, usize, u8, u128, Moments, Roots)) {
         let k = self.metrics.len();
+        let mut sides = Sides::new(k);
         for (ia, a) in self.metrics.iter().enumerate() {
             for (ib, b) in self.metrics.iter().enumerate() {
                 for lag in [0u8, 1] {
@@ -357,17 +359,17 @@ impl CorrelationWindow {
                     if xs == 0 {
                         continue;
                     }
-                    let (sx, sxx) = a.sums(xs);
-                    let (sy, syy) = b.sums(xs.rotate_left(u32::from(lag)));
+                    let x = sides.of(a, ia, xs);
+                    let y = sides.of(b, ib, xs.rotate_left(u32::from(lag)));
                     let moments = Moments {
                         n: i64::from(xs.count_ones()),
-                        sx,
-                        sy,
-                        sxx,
-                        syy,
+                        sx: x.sum,
+                        sy: y.sum,
+                        sxx: x.squares,
+                        syy: y.squares,
                         sxy: self.products[usize::from(lag)][ia * k + ib],
                     };
-                    f(ia, ib, lag, xs, moments);
+                    f(ia, ib, lag, xs, moments, (x.spread, y.spread));
                 }
             }
         }
@@ -378,11 +380,17 @@ impl CorrelationWindow {
     pub(crate) fn correlations(&self) -> Found {
         let mut found = BTreeMap::new();
         let mut ranked = Ranked::default();
-        self.for_each_pair(|ia, ib, lag, xs, moments| {
-            if (moments.n as usize) < CORRELATION_MIN_PAIRS {
+        self.for_each_pair(|ia, ib, lag, xs, moments, roots| {
+            let n = moments.n as usize;
+            let (Some(x), Some(y)) = roots else {
+                return;
+            };
+            if n < CORRELATION_MIN_PAIRS {
                 return;
             }
-            let significant = stats::significant(&moments, || {
+            let co = i128::from(moments.n) * moments.sxy - moments.sx * moments.sy;
+            let r = crate::corr::r_from(co, &x, &y);
+            let significant = stats::significant_r(r, n, || {
                 let at = ranked.of(&self.metrics, ia, xs, usize::MAX);
                 let bt = ranked.of(&self.metrics, ib, xs.rotate_left(u32::from(lag)), at);
                 let (rx, ry) = (&ranked.ranks[at], &ranked.ranks[bt]);
@@ -400,6 +408,51 @@ impl CorrelationWindow {
             }
         });
         found
+    }
+}
+
+/// The spreads of a pair's two sides.
+type Roots = (Option<Spread>, Option<Spread>);
+
+/// A metric's sums over some of its dates and their spread.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    sum: i128,
+    squares: i128,
+    spread: Option<Spread>,
+}
+
+/// The sides computed so far in one evaluation, a few per metric: a metric meets nearly every
+/// partner over the same subsets of its dates (all of them, or without the last or the first
+/// date for lag 1), so each is summed and its root taken once rather than once per pair.
+struct Sides {
+    by_metric: Vec<smallvec::SmallVec<[(u128, Side); 3]>>,
+}
+
+impl Sides {
+    fn new(metrics: usize) -> Sides {
+        Sides {
+            by_metric: vec![smallvec::SmallVec::new(); metrics],
+        }
+    }
+
+    fn of(&mut self, metric: &MetricWindow, i: usize, subset: u128) -> Side {
+        let kept = &mut self.by_metric[i];
+        if let Some((_, side)) = kept.iter().find(|(s, _)| *s == subset) {
+            return *side;
+        }
+        let (sum, squares) = metric.sums(subset);
+        let n = i128::from(subset.count_ones());
+        let side = Side {
+            sum,
+            squares,
+            spread: Spread::of(n, sum, squares),
+        };
+        // Sparse metrics meet their partners over many subsets; past a few, none are kept.
+        if kept.len() < kept.inline_size() {
+            kept.push((subset, side));
+        }
+        side
     }
 }
 
@@ -433,7 +486,7 @@ mod tests {
     /// Every pair's moments by metric keys.
     fn moments(w: &CorrelationWindow) -> BTreeMap<(MetricKey, MetricKey, u8), Moments> {
         let mut all = BTreeMap::new();
-        w.for_each_pair(|ia, ib, lag, _, m| {
+        w.for_each_pair(|ia, ib, lag, _, m, _| {
             all.insert((w.metrics[ia].metric, w.metrics[ib].metric, lag), m);
         });
         all

@@ -377,11 +377,18 @@ pub fn significant(
     m: &crate::corr::Moments,
     ranks: impl FnOnce() -> crate::corr::Moments,
 ) -> Option<Correlation> {
-    let r = m.r()?;
+    significant_r(m.r()?, m.n as usize, ranks)
+}
+
+/// The correlation of `n` pairs with Pearson's `r`, if significant (see [`significant`]).
+pub fn significant_r(
+    r: f64,
+    n: usize,
+    ranks: impl FnOnce() -> crate::corr::Moments,
+) -> Option<Correlation> {
     if r.abs() <= 0.3 {
         return None;
     }
-    let n = m.n as usize;
     let p = crate::corr::p_value(r, n);
     if p >= 0.05 {
         return None;
