@@ -21,12 +21,14 @@
 //! largest user count the oracle is timed at [3000]; `BENCH_WRITES` freshness writes per case [1000];
 //! `BENCH_RATE` freshness writes per second, 0 for back-to-back [0]; `BENCH_WORKERS` [2];
 //! `BENCH_MAX_RSS_GIB` memory cap per case [16]; `BENCH_HORIZON` 0 holds every date in the
-//! dataflow instead of the default horizon [1].
+//! dataflow instead of the default horizon [1]; `BENCH_HORIZON_BLOCK` the horizon's step in
+//! dates [the default's].
 
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use vitasync_dataflow::horizon::HorizonConfig;
 use vitasync_dataflow::model::{
     Day, MetricKey, OutputDelta, SampleDelta, SampleRow, metric_key, to_fixed,
 };
@@ -219,7 +221,19 @@ fn run_case(users: u64, days: Day) {
 
     let flow = match env_num("BENCH_HORIZON", 1.0) as u8 {
         0 => Dataflow::start_with(workers, 1, None),
-        _ => Dataflow::start(workers),
+        _ => match std::env::var("BENCH_HORIZON_BLOCK") {
+            Ok(block) => Dataflow::start_with(
+                workers,
+                1,
+                Some(HorizonConfig {
+                    block: block
+                        .parse()
+                        .expect("BENCH_HORIZON_BLOCK is a number of dates"),
+                    ..HorizonConfig::default()
+                }),
+            ),
+            Err(_) => Dataflow::start(workers),
+        },
     }
     .expect("dataflow starts");
     let (rss_base, _) = memory();
