@@ -40,6 +40,9 @@ pub struct Batch {
     pub archive_rows: HashMap<UserKey, Vec<SampleRow>>,
     /// Users' boundaries entering (+1) or leaving (−1).
     pub boundaries: Vec<(UserKey, Day, isize)>,
+    /// The (user, metric, date) keys whose samples leave the held dates (the horizon moved
+    /// past them): the operators drop them, without retracting what they derived from them.
+    pub evictions: Vec<(UserKey, MetricKey, Day)>,
     pub prefixes: Vec<((UserKey, MetricKey), Prefix, isize)>,
     pub prefix_correlations: Vec<(UserKey, PrefixCorrelations, isize)>,
     /// Dated rows computed in batch, replacing the user's rows on their dates.
@@ -128,6 +131,9 @@ impl Dataflow {
                         }
                         for (user, day, diff) in batch.boundaries {
                             inputs.boundaries.update_at((user, day), epoch, diff);
+                        }
+                        for key in batch.evictions {
+                            inputs.evictions.update_at(key, epoch, 1);
                         }
                         for (key, prefix, diff) in batch.prefixes {
                             inputs.prefixes.update_at((key, prefix), epoch, diff);

@@ -49,7 +49,7 @@ use vitasync_engine::catalogue::ProviderPriority;
 pub const CONTEXT: Day = 90;
 
 /// The first date the dataflow holds for a user with this boundary.
-fn first_held(boundary: Day) -> Day {
+pub(crate) fn first_held(boundary: Day) -> Day {
     boundary.saturating_sub(CONTEXT)
 }
 
@@ -144,21 +144,10 @@ impl Horizon {
         (high - self.config.lead + shift).div_euclid(block) * block - shift
     }
 
-    fn row(&self, user: UserKey, k: &HeldKey) -> SampleRow {
-        SampleRow {
-            user,
-            metric: k.0,
-            day: k.1,
-            provider: providers::name(k.2).to_string(),
-            recorded_at: k.3,
-            value: k.4,
-        }
-    }
-
     /// Turns a batch of sample changes into what the dataflow receives: the changes of held
     /// dates, and for every user whose boundary moves or whose archived dates changed, the
-    /// boundary, prefixes, correlations and archived rows that change, and the samples that
-    /// leave the held dates. `batch.archive_rows` must hold the rows of every user
+    /// boundary, prefixes, correlations and archived rows that change, and the days whose
+    /// samples leave the held dates (`Batch::evictions`). `batch.archive_rows` must hold the rows of every user
     /// [`Self::needs_rows`] named; a user missing there keeps their archive as it was.
     pub fn route(&mut self, mut batch: Batch) -> Batch {
         let rows = std::mem::take(&mut batch.archive_rows);
@@ -222,10 +211,10 @@ impl Horizon {
             jobs.extend(self.plan(u, full));
         }
         for (job, archive) in jobs.iter().zip(compute_all(&jobs)) {
-            self.apply(job, archive, &mut forward, &mut batch);
+            self.apply(job, archive, &mut batch);
         }
-        // A sample inserted and evicted in one batch is sent as both; the dataflow's input
-        // consolidates them.
+        // A sample inserted in the batch that evicts its day is sent, and the day's eviction
+        // after it (`Batch::evictions`): the operators drop both.
         batch.samples = forward;
         batch
     }
@@ -276,31 +265,22 @@ impl Horizon {
     }
 
     /// Moves the job's user to the new boundary with its computed archive: evicts the held
-    /// samples no window reaches any more and records what the pipeline must change.
-    fn apply(
-        &mut self,
-        job: &Job,
-        archive: Archive,
-        forward: &mut Vec<SampleDelta>,
-        out: &mut Batch,
-    ) {
+    /// samples no window reaches any more (naming their days in `out.evictions`, once each)
+    /// and records what the pipeline must change.
+    fn apply(&mut self, job: &Job, archive: Archive, out: &mut Batch) {
         let (user, old, new) = (job.user, job.old, job.new);
         let (dates, prefixes, correlations) = archive;
         // The held samples that no window of a date on or after the new boundary reaches.
         let evict_below = first_held(new);
-        let evicted: Vec<HeldKey> = self.users[&user]
-            .held
-            .keys()
-            .filter(|k| k.1 < evict_below)
-            .copied()
-            .collect();
-        for k in evicted {
-            let row = self.row(user, &k);
-            let st = self.users.get_mut(&user).expect("the user is known");
-            let n = st.held.remove(&k).unwrap_or(0);
-            forward.push(SampleDelta { row, diff: -n });
-        }
         let st = self.users.get_mut(&user).expect("the user is known");
+        st.held.retain(|k, _| {
+            let keep = k.1 >= evict_below;
+            // Sorted by (metric, date, …): a day's samples are adjacent.
+            if !keep && out.evictions.last() != Some(&(user, k.0, k.1)) {
+                out.evictions.push((user, k.0, k.1));
+            }
+            keep
+        });
         if old != Some(new) {
             if let Some(b) = old {
                 out.boundaries.push((user, b, -1));

@@ -259,6 +259,9 @@ pub struct ArchivedDates {
 /// A change to one output row.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OutputDelta {
+    /// A held date's daily value (the pipeline's intermediate, which no table holds). The
+    /// value of a date the horizon evicts is not retracted: read them from the user's held
+    /// dates on (`Dataflow::held_from`).
     Daily {
         user: UserKey,
         metric: MetricKey,

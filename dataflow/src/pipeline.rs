@@ -31,7 +31,7 @@ use crate::model::{
     Daily, Day, Fixed, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleRow, UserKey,
     WorkoutRow,
 };
-use crate::provider_days::provider_days;
+use crate::provider_days::{DayChange, provider_days};
 use crate::providers::{self, ProviderId};
 use crate::stats;
 use crate::user_analytics::{UserEvent, user_analytics};
@@ -76,6 +76,8 @@ fn send_by_epoch<D>(
 /// The pipeline's inputs and a probe on every output.
 pub struct Inputs {
     pub samples: InputSession<Epoch, SampleRow, isize>,
+    /// The days whose samples leave the held dates (`Batch::evictions`).
+    pub evictions: InputSession<Epoch, (UserKey, MetricKey, Day), isize>,
     /// Each user's provider priority (their workspace's); a day several providers report is
     /// only sourced once the user's priority is here.
     pub priorities: InputSession<Epoch, (UserKey, ProviderPriority), isize>,
@@ -95,6 +97,8 @@ impl Inputs {
     pub fn advance_to(&mut self, epoch: Epoch) {
         self.samples.advance_to(epoch);
         self.samples.flush();
+        self.evictions.advance_to(epoch);
+        self.evictions.flush();
         self.priorities.advance_to(epoch);
         self.priorities.flush();
         self.workouts.advance_to(epoch);
@@ -111,6 +115,7 @@ impl Inputs {
 /// Builds the pipeline in `scope`.
 pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let (input, samples) = scope.new_collection::<SampleRow, isize>();
+    let (eviction_input, evictions) = scope.new_collection::<(UserKey, MetricKey, Day), isize>();
     let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
     let (workout_input, workouts) = scope.new_collection::<(UserKey, WorkoutRow), isize>();
     let (boundary_input, boundaries) = scope.new_collection::<(UserKey, Day), isize>();
@@ -159,9 +164,10 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
             .map(|r: SampleRow| {
                 (
                     (r.user, r.metric, r.day),
-                    (providers::id(&r.provider), r.recorded_at, r.value),
+                    DayChange::Sample((providers::id(&r.provider), r.recorded_at, r.value)),
                 )
             })
+            .concat(evictions.map(|key| (key, DayChange::Evict)))
             .inner,
     )
     .as_collection();
@@ -218,6 +224,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
 
     Inputs {
         samples: input,
+        evictions: eviction_input,
         priorities: priority_input,
         workouts: workout_input,
         boundaries: boundary_input,

@@ -31,6 +31,17 @@ pub(crate) type Entry = (ProviderId, i64, Fixed);
 /// A provider's value of the day: (contested, provider, value, sample count).
 pub(crate) type ProviderDay = (bool, ProviderId, Fixed, u32);
 
+/// What reaches a day: a sample entering or leaving, or the day leaving the held dates with
+/// the horizon. An eviction sorts after the samples, so a sample that arrives in the epoch its
+/// day is evicted goes too.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub(crate) enum DayChange {
+    Sample(Entry),
+    Evict,
+}
+
 /// One key's samples with their multiplicities, sorted. Nearly every day has one sample per
 /// metric and provider, so one is held inline: the map holds every held sample, and a
 /// separate allocation per key would double the pipeline's memory. What was emitted for a key
@@ -50,7 +61,7 @@ fn rows(metric: MetricKey, entries: &[(Entry, isize)]) -> Vec<ProviderDay> {
         .collect()
 }
 
-type Update = ((DayKey, Entry), Epoch, isize);
+type Update = ((DayKey, DayChange), Epoch, isize);
 
 /// The operator: samples keyed by day in, each provider's value of the day out (as updates of
 /// a differential collection).
@@ -77,14 +88,33 @@ pub(crate) fn provider_days<'s>(
                 {
                     let mut out = Vec::new();
                     let mut updates = updates.into_iter().peekable();
-                    while let Some(((key, entry), diff)) = updates.next() {
+                    while let Some(((key, change), diff)) = updates.next() {
                         let entries = keys.entry(key).or_default();
                         let old = rows(key.1, entries);
-                        add(entries, entry, diff);
-                        while let Some(((_, entry), diff)) =
-                            updates.next_if(|((k, _), _)| *k == key)
-                        {
-                            add(entries, entry, diff);
+                        let mut evicted = false;
+                        let mut change = Some((change, diff));
+                        while let Some((change, diff)) = change.take().or_else(|| {
+                            updates
+                                .next_if(|((k, _), _)| *k == key)
+                                .map(|((_, c), d)| (c, d))
+                        }) {
+                            match change {
+                                DayChange::Sample(entry) => add(entries, entry, diff),
+                                DayChange::Evict => evicted = true,
+                            }
+                        }
+                        if evicted {
+                            // The day leaves with the horizon. Its value leaves the per-user
+                            // operator by the user's boundary, and nothing holds daily values
+                            // downstream of here but the choice among contested providers, so
+                            // only contested rows are retracted: one eviction per sample
+                            // passing through the whole dataflow cost a quarter of a new
+                            // date's work.
+                            keys.remove(&key);
+                            for row in old.iter().filter(|(contested, ..)| *contested) {
+                                out.push(((key, *row), epoch, -1));
+                            }
+                            continue;
                         }
                         let new = rows(key.1, entries);
                         if entries.is_empty() {

@@ -319,6 +319,7 @@ impl UserState {
                     let before = self.boundary;
                     if insert {
                         self.boundary = Some(*b);
+                        self.evict(crate::horizon::first_held(*b), &mut changes);
                     } else if self.boundary == Some(*b) {
                         self.boundary = None;
                     }
@@ -348,6 +349,23 @@ impl UserState {
             days.dedup_by_key(|(d, _)| *d);
         }
         changes
+    }
+
+    /// Drops the values of the dates before `first`, which the horizon has evicted (it sends
+    /// no retractions for them: `Batch::evictions`), as changes like any other. They lie
+    /// outside every window of a date the operator still derives rows for.
+    fn evict(&mut self, first: Day, changes: &mut Changes) {
+        self.series.retain(|m, vals| {
+            let keep = crate::series::position(vals, first);
+            if keep > 0 {
+                changes
+                    .days
+                    .entry(*m)
+                    .or_default()
+                    .extend(vals.drain(..keep).map(|(d, v)| (d, Some(v))));
+            }
+            !vals.is_empty()
+        });
     }
 
     /// Re-derives every row `changes` can reach and emits the differences.
@@ -774,4 +792,37 @@ pub(crate) fn user_analytics<'s>(
             }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The horizon sends no retractions for the dates it evicts: a boundary drops them, as
+    /// changes with the values they had, and keeps the rest.
+    #[test]
+    fn a_boundary_drops_the_evicted_dates() {
+        let mut state = UserState::default();
+        let mut events: Vec<(UserEvent, isize)> = (0..200)
+            .flat_map(|d| {
+                [
+                    (UserEvent::Value(1, d, i64::from(d)), 1),
+                    (UserEvent::Value(2, d * 2, 7), 1),
+                ]
+            })
+            .collect();
+        state.apply(&mut events);
+        let boundary = 150;
+        let changes = state.apply(&mut [(UserEvent::Boundary(boundary), 1)]);
+        let first = crate::horizon::first_held(boundary);
+        for (m, vals) in &state.series {
+            assert!(vals.first().is_some_and(|(d, _)| *d >= first), "metric {m}");
+        }
+        assert_eq!(state.series[&1].len(), 200 - first as usize);
+        let evicted: Vec<(Day, Option<Fixed>)> =
+            (0..first).map(|d| (d, Some(i64::from(d)))).collect();
+        assert_eq!(changes.days[&1], evicted);
+        assert_eq!(changes.days[&2].len(), (first as usize).div_ceil(2));
+        assert_eq!(changes.boundary, Some(None));
+    }
 }
