@@ -53,7 +53,13 @@ impl Moments {
         let n = i128::from(self.n);
         let x = Spread::of(n, self.sx, self.sxx)?;
         let y = Spread::of(n, self.sy, self.syy)?;
-        Some(r_from(n * self.sxy - self.sx * self.sy, &x, &y))
+        Some(self.r_with(&x, &y))
+    }
+
+    /// Pearson's r given both sides' spreads (`Spread::of` over these sums), for callers that
+    /// share a side among many pairs.
+    pub fn r_with(&self, x: &Spread, y: &Spread) -> f64 {
+        r_from(i128::from(self.n) * self.sxy - self.sx * self.sy, x, y)
     }
 }
 
@@ -80,7 +86,7 @@ impl Spread {
 /// Pearson's r from the exact co-moment n·Σxy − Σx·Σy and both sides' spreads. A perfect
 /// correlation (co² = spread_x·spread_y, checked exactly where it fits in 128 bits, as it does
 /// for ranks) is ±1 exactly, so its p is 0 as scipy's is, whatever the roots round to.
-pub fn r_from(co: i128, x: &Spread, y: &Spread) -> f64 {
+fn r_from(co: i128, x: &Spread, y: &Spread) -> f64 {
     let perfect = co
         .checked_mul(co)
         .zip(x.exact.checked_mul(y.exact))

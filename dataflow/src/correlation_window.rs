@@ -82,12 +82,7 @@ impl MetricWindow {
 
     /// The value on `day`, 0 if none: products with a missing date vanish.
     fn get(&self, day: Day) -> i128 {
-        let s = slot(day);
-        if self.mask >> s & 1 == 1 {
-            i128::from(self.values[s])
-        } else {
-            0
-        }
+        self.held(day).map_or(0, i128::from)
     }
 
     fn held(&self, day: Day) -> Option<Fixed> {
@@ -388,8 +383,7 @@ impl CorrelationWindow {
             if n < CORRELATION_MIN_PAIRS {
                 return;
             }
-            let co = i128::from(moments.n) * moments.sxy - moments.sx * moments.sy;
-            let r = crate::corr::r_from(co, &x, &y);
+            let r = moments.r_with(&x, &y);
             let significant = stats::significant_r(r, n, || {
                 let at = ranked.of(&self.metrics, ia, xs, usize::MAX);
                 let bt = ranked.of(&self.metrics, ib, xs.rotate_left(u32::from(lag)), at);

@@ -41,7 +41,8 @@ pub struct Batch {
     /// Users' boundaries entering (+1) or leaving (−1).
     pub boundaries: Vec<(UserKey, Day, isize)>,
     /// The (user, metric, date) keys whose samples leave the held dates (the horizon moved
-    /// past them): the operators drop them, without retracting what they derived from them.
+    /// past them): the operators drop them, retracting only contested providers' values (the
+    /// choice among providers holds those), not one sample at a time.
     pub evictions: Vec<(UserKey, MetricKey, Day)>,
     pub prefixes: Vec<((UserKey, MetricKey), Prefix, isize)>,
     pub prefix_correlations: Vec<(UserKey, PrefixCorrelations, isize)>,

@@ -147,8 +147,9 @@ impl Horizon {
     /// Turns a batch of sample changes into what the dataflow receives: the changes of held
     /// dates, and for every user whose boundary moves or whose archived dates changed, the
     /// boundary, prefixes, correlations and archived rows that change, and the days whose
-    /// samples leave the held dates (`Batch::evictions`). `batch.archive_rows` must hold the rows of every user
-    /// [`Self::needs_rows`] named; a user missing there keeps their archive as it was.
+    /// samples leave the held dates (`Batch::evictions`). `batch.archive_rows` must hold the
+    /// rows of every user [`Self::needs_rows`] named; a user missing there keeps their archive
+    /// as it was.
     pub fn route(&mut self, mut batch: Batch) -> Batch {
         let rows = std::mem::take(&mut batch.archive_rows);
         // Decided before anything moves, by the same rule the caller used to read the rows.
