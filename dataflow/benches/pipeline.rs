@@ -263,8 +263,8 @@ fn run_case(users: u64, days: Day) {
     }
     let hydration = started.elapsed();
     report(
-        "held_samples",
-        flow.held_samples().map_or("all".into(), |n| n.to_string()),
+        "held_days",
+        flow.held_days().map_or("all".into(), |n| n.to_string()),
     );
     let (rss_after, hwm) = memory();
     let kept = rss_after.saturating_sub(rss_base);
@@ -546,7 +546,7 @@ fn main() {
         println!(
             "| {u} | {d} | {} | {} | {} | {} | {} | {} | {} | {status} |",
             get(f, "daily_values"),
-            get(f, "held_samples"),
+            get(f, "held_days"),
             get(f, "hydration_s"),
             get(f, "rss_after_gib"),
             get(f, "hwm_gib"),

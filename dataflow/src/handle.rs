@@ -17,8 +17,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::horizon::{Horizon, HorizonConfig};
 use crate::model::{
-    ArchivedDates, Day, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleDelta, SampleRow,
-    UserKey, WorkoutRow,
+    ArchiveSummary, ArchivedDates, Day, MetricKey, OutputDelta, SampleDelta, SampleRow, UserKey,
+    WorkoutRow,
 };
 use crate::pipeline::{self, Epoch, Output};
 use vitasync_engine::catalogue::ProviderPriority;
@@ -44,8 +44,8 @@ pub struct Batch {
     /// past them): the operators drop them, retracting only contested providers' values (the
     /// choice among providers holds those), not one sample at a time.
     pub evictions: Vec<(UserKey, MetricKey, Day)>,
-    pub prefixes: Vec<((UserKey, MetricKey), Prefix, isize)>,
-    pub prefix_correlations: Vec<(UserKey, PrefixCorrelations, isize)>,
+    /// Per user archived in batch: the archive's summary, replacing the operator's.
+    pub summaries: Vec<(UserKey, ArchiveSummary)>,
     /// Dated rows computed in batch, replacing the user's rows on their dates.
     pub archived: Vec<ArchivedDates>,
 }
@@ -136,11 +136,8 @@ impl Dataflow {
                         for key in batch.evictions {
                             inputs.evictions.update_at(key, epoch, 1);
                         }
-                        for (key, prefix, diff) in batch.prefixes {
-                            inputs.prefixes.update_at((key, prefix), epoch, diff);
-                        }
-                        for (user, c, diff) in batch.prefix_correlations {
-                            inputs.prefix_correlations.update_at((user, c), epoch, diff);
+                        for (user, summary) in batch.summaries {
+                            inputs.summaries.update_at((user, summary), epoch, 1);
                         }
                     }
                     Ok(Command::Advance(next)) => {
@@ -226,10 +223,10 @@ impl Dataflow {
         clock.horizon.as_ref()?.held_from(user)
     }
 
-    /// How many samples the dataflow holds.
-    pub fn held_samples(&self) -> Option<usize> {
+    /// How many (user, metric, date) keys the dataflow holds samples of.
+    pub fn held_days(&self) -> Option<usize> {
         let clock = self.clock.lock().expect("epoch lock");
-        clock.horizon.as_ref().map(|h| h.held_samples())
+        clock.horizon.as_ref().map(|h| h.held_days())
     }
 
     /// The epoch the next batch will get.

@@ -10,26 +10,35 @@
 //!   before each such date);
 //! - emits the dated rows (anomalies, scores) of the dates on or after the boundary only.
 //!
-//! The dates before the boundary are the *archive*, computed in batch (the daily values by
-//! [`crate::oracle::dailies`] or from the held samples, the rest by the per-user operator's own
-//! derivations, `user_analytics::batch_into`) when the boundary moves and whenever a change
-//! reaches them:
-//! - their dated rows travel once as [`ArchivedDates`], replacing the user's rows on those dates;
+//! The dates before the boundary are the *archive*:
+//! - their dated rows, which stay as they were last emitted and are replaced when the archive
+//!   is recomputed in batch ([`ArchivedDates`]);
 //! - per (user, metric), a [`Prefix`]: the best archived value (a record over the whole history
 //!   is the better of it and the held values') and the baselines of the archived dates alone,
 //!   which stand while no date on or after the boundary has a value;
 //! - per user, the [`PrefixCorrelations`], likewise.
 //!
-//! A boundary only moves forward. Moving it needs nothing but the held samples: the newly
-//! archived dates have all their windows among them, and dates archived before keep their
-//! rows. A change before the boundary (a late backfill, a deletion of old data, a change of
-//! the provider priority) needs the user's full rows, which the caller reads from the store
-//! and passes in [`Batch::archive_rows`]; [`Horizon::needs_rows`] says whose.
+//! A boundary only moves forward, and moving it is the per-user operator's work: it holds
+//! every window of the dates the boundary passes, so it derives their rows with the epoch's
+//! changes, keeps them as the archive's, and derives the new prefixes from its values and the
+//! old prefixes. Here a move is just the new boundary and the days it evicts; this module keeps
+//! no samples, only which days it has let through.
 //!
-//! Both paths compute the archive with the operator's derivations over exactly the dates it
-//! covers, and those use the oracle's arithmetic, so the rows are identical whichever produced
-//! them (the property test drives histories across boundaries and compares with the oracle
-//! after every epoch).
+//! The archive is computed here, in batch from rows (the daily values by
+//! [`crate::oracle::dailies`], the rest by the operator's own derivations,
+//! `user_analytics::batch_into`), when the dataflow cannot have what it needs:
+//! - a user's first samples (the batch holds all of them);
+//! - a change before the boundary (a late backfill, a deletion of old data), a change of the
+//!   provider priority, or a batch that moves the boundary past dates it changes itself (their
+//!   samples are evicted in the epoch they arrive, before the operator sees them): these need
+//!   the user's stored rows, which the caller reads and passes in [`Batch::archive_rows`];
+//!   [`Horizon::needs_rows`] says whose.
+//!
+//! Then the dated rows travel as [`ArchivedDates`] and the rest as an [`ArchiveSummary`] that
+//! replaces the operator's. Both paths use the operator's derivations over exactly the dates
+//! the archive covers, and those use the oracle's arithmetic, so the rows are identical
+//! whichever produced them (the property test drives histories across boundaries and compares
+//! with the oracle after every epoch).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -37,11 +46,10 @@ use foldhash::HashMap;
 
 use crate::handle::Batch;
 use crate::model::{
-    ArchivedDates, Day, Fixed, MetricKey, Prefix, PrefixCorrelations, SampleDelta, SampleRow,
-    UserKey, WINDOWS,
+    ArchiveSummary, ArchivedDates, Day, Fixed, MetricKey, Prefix, PrefixCorrelations, SampleDelta,
+    SampleRow, UserKey, WINDOWS,
 };
 use crate::oracle;
-use crate::providers::{self, ProviderId};
 use vitasync_engine::catalogue::ProviderPriority;
 
 /// How many dates before the boundary the dataflow holds: the longest any window of a date on
@@ -73,19 +81,55 @@ impl Default for HorizonConfig {
     }
 }
 
-/// A held sample: (metric, date, provider, recorded_at, value).
-type HeldKey = (MetricKey, Day, ProviderId, i64, Fixed);
-
 #[derive(Default)]
 struct UserState {
     /// None until the user's first sample.
     boundary: Option<Day>,
     /// The latest date any sample of the user has had.
     high: Option<Day>,
-    /// The samples the dataflow holds, with their multiplicities.
-    held: BTreeMap<HeldKey, isize>,
-    prefixes: BTreeMap<MetricKey, Prefix>,
-    correlations: Option<PrefixCorrelations>,
+    /// Per metric, the dates the dataflow holds samples of (sorted), with how many: what a
+    /// boundary that moves evicts. The samples themselves are the operators'.
+    held: Vec<(MetricKey, Vec<(Day, i32)>)>,
+}
+
+impl UserState {
+    fn hold(&mut self, m: MetricKey, d: Day, diff: isize) {
+        let i = match self.held.iter().position(|(k, _)| *k == m) {
+            Some(i) => i,
+            None => {
+                self.held.push((m, Vec::new()));
+                self.held.len() - 1
+            }
+        };
+        let days = &mut self.held[i].1;
+        // New dates come last nearly always.
+        let at = match days.last() {
+            Some((last, _)) if *last < d => Err(days.len()),
+            _ => days.binary_search_by_key(&d, |(x, _)| *x),
+        };
+        let diff = i32::try_from(diff).unwrap_or(if diff > 0 { i32::MAX } else { i32::MIN });
+        match at {
+            Ok(j) => {
+                days[j].1 = days[j].1.saturating_add(diff);
+                if days[j].1 == 0 {
+                    days.remove(j);
+                }
+            }
+            Err(j) => days.insert(j, (d, diff)),
+        }
+        if days.is_empty() {
+            self.held.swap_remove(i);
+        }
+    }
+
+    /// Drops the held dates before `first`, naming each in `evictions`.
+    fn evict(&mut self, user: UserKey, first: Day, evictions: &mut Vec<(UserKey, MetricKey, Day)>) {
+        for (m, days) in &mut self.held {
+            let n = days.partition_point(|(d, _)| *d < first);
+            evictions.extend(days.drain(..n).map(|(d, _)| (user, *m, d)));
+        }
+        self.held.retain(|(_, days)| !days.is_empty());
+    }
 }
 
 pub struct Horizon {
@@ -114,19 +158,39 @@ impl Horizon {
         self.users.get(&user)?.boundary
     }
 
-    /// How many samples the dataflow holds (all users).
-    pub fn held_samples(&self) -> usize {
-        self.users.values().map(|s| s.held.len()).sum()
+    /// How many (user, metric, date) keys the dataflow holds samples of.
+    pub fn held_days(&self) -> usize {
+        self.users
+            .values()
+            .flat_map(|s| s.held.iter().map(|(_, days)| days.len()))
+            .sum()
     }
 
-    /// The users whose archived dates `batch` changes: their full rows must come with it.
+    /// The users whose batch archive `batch` calls for from their stored rows: those it
+    /// changes a date before their boundary for, and those whose boundary it moves past a
+    /// date it changes (the dataflow never sees such a change, so it cannot derive the rows
+    /// of the dates the boundary passes), and those whose provider priority it changes.
     pub fn needs_rows(&self, batch: &Batch) -> Vec<UserKey> {
-        let mut out = BTreeSet::new();
+        // Per user: the earliest date the batch changes and the latest it inserts.
+        let mut span: BTreeMap<UserKey, (Day, Option<Day>)> = BTreeMap::new();
         for d in &batch.samples {
-            if let Some(b) = self.boundary(d.row.user)
-                && d.row.day < b
-            {
-                out.insert(d.row.user);
+            let inserted = (d.diff > 0).then_some(d.row.day);
+            let e = span.entry(d.row.user).or_insert((d.row.day, inserted));
+            e.0 = e.0.min(d.row.day);
+            e.1 = e.1.max(inserted);
+        }
+        let mut out = BTreeSet::new();
+        for (u, (earliest, inserted)) in span {
+            let Some(st) = self.users.get(&u) else {
+                continue;
+            };
+            let Some(b) = st.boundary else {
+                continue;
+            };
+            let high = st.high.max(inserted).unwrap_or(b);
+            let new = b.max(self.target(u, high));
+            if earliest < b || earliest < first_held(new) {
+                out.insert(u);
             }
         }
         for (u, _, _) in &batch.priorities {
@@ -145,11 +209,11 @@ impl Horizon {
     }
 
     /// Turns a batch of sample changes into what the dataflow receives: the changes of held
-    /// dates, and for every user whose boundary moves or whose archived dates changed, the
-    /// boundary, prefixes, correlations and archived rows that change, and the days whose
-    /// samples leave the held dates (`Batch::evictions`). `batch.archive_rows` must hold the
-    /// rows of every user [`Self::needs_rows`] named; a user missing there keeps their archive
-    /// as it was.
+    /// dates; for every user whose boundary moves, the new boundary and the days whose samples
+    /// leave the held dates (`Batch::evictions`); and for every user archived in batch (their
+    /// first samples, or [`Self::needs_rows`]), the archive's summary and dated rows.
+    /// `batch.archive_rows` must hold the rows of every user [`Self::needs_rows`] named; a user
+    /// missing there keeps their archive as it was.
     pub fn route(&mut self, mut batch: Batch) -> Batch {
         let rows = std::mem::take(&mut batch.archive_rows);
         // Decided before anything moves, by the same rule the caller used to read the rows.
@@ -166,37 +230,40 @@ impl Horizon {
             }
             touched.insert(u);
         }
+        // A user without a boundary has no samples before this batch: the batch's are all of
+        // them, and their first archive is computed from those.
+        let mut first: HashMap<UserKey, Vec<SampleDelta>> = HashMap::default();
         let mut forward: Vec<SampleDelta> = Vec::with_capacity(batch.samples.len());
         for d in std::mem::take(&mut batch.samples) {
             let u = d.row.user;
-            let boundary = self.boundary(u);
             touched.insert(u);
+            let st = self.users.entry(u).or_default();
             if d.diff > 0 {
-                let st = self.users.entry(u).or_default();
                 st.high = Some(st.high.map_or(d.row.day, |h| h.max(d.row.day)));
             }
-            if boundary.is_none_or(|b| d.row.day >= first_held(b)) {
-                let key = (
-                    d.row.metric,
-                    d.row.day,
-                    providers::id(&d.row.provider),
-                    d.row.recorded_at,
-                    d.row.value,
-                );
-                let st = self.users.entry(u).or_default();
-                let n = st.held.entry(key).or_default();
-                *n += d.diff;
-                if *n == 0 {
-                    st.held.remove(&key);
-                }
-                forward.push(d);
+            match st.boundary {
+                Some(b) if d.row.day < first_held(b) => continue,
+                Some(_) => {}
+                None => first.entry(u).or_default().push(d.clone()),
             }
+            st.hold(d.row.metric, d.row.day, d.diff);
+            forward.push(d);
         }
         let mut jobs = Vec::new();
         for u in touched {
-            let full = if rearchive.contains(&u) {
+            let Some(st) = self.users.get(&u) else {
+                continue;
+            };
+            let Some(high) = st.high else {
+                continue;
+            };
+            let old = st.boundary;
+            let new = old.map_or(self.target(u, high), |b| b.max(self.target(u, high)));
+            let full = if let Some(deltas) = first.remove(&u) {
+                Some(consolidated(deltas))
+            } else if rearchive.contains(&u) {
                 match rows.get(&u) {
-                    Some(r) => Some(r.as_slice()),
+                    Some(r) => Some(r.clone()),
                     None => {
                         tracing::warn!(
                             user = %uuid::Uuid::from_u128(u),
@@ -209,10 +276,37 @@ impl Horizon {
             } else {
                 None
             };
-            jobs.extend(self.plan(u, full));
+            match full {
+                Some(mut rows) => {
+                    rows.retain(|r| r.day < new);
+                    let priorities = self
+                        .priorities
+                        .get(&u)
+                        .map(|p| (u, p.clone()))
+                        .into_iter()
+                        .collect();
+                    jobs.push(Job {
+                        user: u,
+                        new,
+                        rows,
+                        priorities,
+                    });
+                }
+                // The operator archives the dates the boundary passes from the values it holds.
+                None if old != Some(new) => self.settle(u, new, &mut batch),
+                None => {}
+            }
         }
-        for (job, archive) in jobs.iter().zip(compute_all(&jobs)) {
-            self.apply(job, archive, &mut batch);
+        for (job, (dates, prefixes, correlations)) in jobs.iter().zip(compute_all(&jobs)) {
+            self.settle(job.user, job.new, &mut batch);
+            batch.archived.push(dates);
+            batch.summaries.push((
+                job.user,
+                ArchiveSummary {
+                    prefixes: prefixes.into_iter().collect(),
+                    correlations,
+                },
+            ));
         }
         // A sample inserted in the batch that evicts its day is sent, and the day's eviction
         // after it (`Batch::evictions`): the operators drop both.
@@ -220,168 +314,57 @@ impl Horizon {
         batch
     }
 
-    /// What `user`'s archive needs computing from, if anything: all their rows when `full`
-    /// is given, else the held samples before the new boundary when the boundary moves.
-    fn plan(&self, user: UserKey, full: Option<&[SampleRow]>) -> Option<Job> {
-        let st = self.users.get(&user)?;
-        let high = st.high?;
-        let old = st.boundary;
-        let new = old.map_or(self.target(user, high), |b| b.max(self.target(user, high)));
-        if full.is_none() && old == Some(new) {
-            return None;
-        }
-        let priorities: BTreeMap<UserKey, ProviderPriority> = self
-            .priorities
-            .get(&user)
-            .map(|p| (user, p.clone()))
-            .into_iter()
-            .collect();
-        Some(match full {
-            Some(rows) => Job {
-                user,
-                old,
-                new,
-                source: Source::Rows(rows.iter().filter(|r| r.day < new).cloned().collect()),
-                priorities,
-                from: Day::MIN,
-                earlier: None,
-            },
-            // Everything before `new` that is not archived yet is held (with its windows).
-            None => Job {
-                user,
-                old,
-                new,
-                source: Source::Held(
-                    st.held
-                        .iter()
-                        .filter(|(k, _)| k.1 < new)
-                        .map(|(k, n)| (*k, *n))
-                        .collect(),
-                ),
-                priorities,
-                from: old.unwrap_or(Day::MIN),
-                earlier: Some((st.prefixes.clone(), st.correlations.clone())),
-            },
-        })
-    }
-
-    /// Moves the job's user to the new boundary with its computed archive: evicts the held
-    /// samples no window reaches any more (naming their days in `out.evictions`, once each)
-    /// and records what the pipeline must change.
-    fn apply(&mut self, job: &Job, archive: Archive, out: &mut Batch) {
-        let (user, old, new) = (job.user, job.old, job.new);
-        let (dates, prefixes, correlations) = archive;
-        // The held samples that no window of a date on or after the new boundary reaches.
-        let evict_below = first_held(new);
+    /// Sets `user`'s boundary to `new` and evicts the held dates no window of a date on or
+    /// after it reaches (naming them in `out.evictions`).
+    fn settle(&mut self, user: UserKey, new: Day, out: &mut Batch) {
         let st = self.users.get_mut(&user).expect("the user is known");
-        st.held.retain(|k, _| {
-            let keep = k.1 >= evict_below;
-            // Sorted by (metric, date, …): a day's samples are adjacent.
-            if !keep && out.evictions.last() != Some(&(user, k.0, k.1)) {
-                out.evictions.push((user, k.0, k.1));
-            }
-            keep
-        });
-        if old != Some(new) {
-            if let Some(b) = old {
+        st.evict(user, first_held(new), &mut out.evictions);
+        if st.boundary != Some(new) {
+            if let Some(b) = st.boundary {
                 out.boundaries.push((user, b, -1));
             }
             out.boundaries.push((user, new, 1));
             st.boundary = Some(new);
         }
-        let metrics: BTreeSet<MetricKey> =
-            st.prefixes.keys().chain(prefixes.keys()).copied().collect();
-        for m in metrics {
-            let (was, now) = (st.prefixes.get(&m), prefixes.get(&m));
-            if was == now {
-                continue;
-            }
-            if let Some(p) = was {
-                out.prefixes.push(((user, m), p.clone(), -1));
-            }
-            if let Some(p) = now {
-                out.prefixes.push(((user, m), p.clone(), 1));
-            }
-        }
-        st.prefixes = prefixes;
-        if st.correlations != correlations {
-            if let Some(c) = st.correlations.take() {
-                out.prefix_correlations.push((user, c, -1));
-            }
-            if let Some(c) = &correlations {
-                out.prefix_correlations.push((user, c.clone(), 1));
-            }
-            st.correlations = correlations;
-        }
-        out.archived.push(dates);
     }
 }
 
-/// One user's archive to compute from `source` (their rows before the new boundary, or the
-/// held ones), then what it means for the dates in `[from, new)`.
-struct Job {
-    user: UserKey,
-    old: Option<Day>,
-    new: Day,
-    source: Source,
-    priorities: BTreeMap<UserKey, ProviderPriority>,
-    from: Day,
-    earlier: Option<(BTreeMap<MetricKey, Prefix>, Option<PrefixCorrelations>)>,
+/// The rows a batch leaves (an insertion and a retraction of the same row cancel).
+fn consolidated(mut deltas: Vec<SampleDelta>) -> Vec<SampleRow> {
+    deltas.sort_by(|a, b| a.row.cmp(&b.row));
+    let mut rows = Vec::with_capacity(deltas.len());
+    for run in deltas.chunk_by(|a, b| a.row == b.row) {
+        let n: isize = run.iter().map(|d| d.diff).sum();
+        for _ in 0..n.max(0) {
+            rows.push(run[0].row.clone());
+        }
+    }
+    rows
 }
 
-/// Where a job's samples come from.
-enum Source {
-    /// The user's stored rows (a change before the boundary).
-    Rows(Vec<SampleRow>),
-    /// The held samples, sorted by (metric, date, …).
-    Held(Vec<(HeldKey, isize)>),
+/// One user's archive below `new`, computed in batch from their rows before it.
+struct Job {
+    user: UserKey,
+    new: Day,
+    rows: Vec<SampleRow>,
+    priorities: BTreeMap<UserKey, ProviderPriority>,
 }
 
 impl Job {
     fn compute(&self) -> Archive {
         let mut series: BTreeMap<MetricKey, Vec<(Day, Fixed)>> = BTreeMap::new();
-        match &self.source {
-            Source::Rows(rows) => {
-                for ((_, m, d), daily) in oracle::dailies(rows, &self.priorities) {
-                    series.entry(m).or_default().push((d, daily.value));
-                }
-            }
-            Source::Held(samples) => {
-                let default = ProviderPriority::default();
-                let priority = self.priorities.get(&self.user).unwrap_or(&default);
-                // The names of the few providers, looked up once.
-                let mut ids: Vec<ProviderId> = samples.iter().map(|(k, _)| k.2).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                let names: BTreeMap<ProviderId, std::sync::Arc<str>> =
-                    ids.into_iter().map(|p| (p, providers::name(p))).collect();
-                // Sorted by (metric, date): each day's samples are one run.
-                let mut entries = Vec::new();
-                for run in samples.chunk_by(|(a, _), (b, _)| (a.0, a.1) == (b.0, b.1)) {
-                    let (m, d) = (run[0].0.0, run[0].0.1);
-                    entries.clear();
-                    entries.extend(run.iter().map(|(k, n)| ((&*names[&k.2], k.3, k.4), *n)));
-                    if let Some(daily) = crate::stats::daily_value(m, priority, &entries) {
-                        series.entry(m).or_default().push((d, daily.value));
-                    }
-                }
-            }
+        for ((_, m, d), daily) in oracle::dailies(&self.rows, &self.priorities) {
+            series.entry(m).or_default().push((d, daily.value));
         }
-        // Only the dates being archived need their dated rows.
-        let fresh: BTreeSet<MetricKey> = series
-            .iter()
-            .filter(|(_, vals)| vals.iter().any(|(d, _)| self.from <= *d && *d < self.new))
-            .map(|(m, _)| *m)
-            .collect();
+        let fresh: BTreeSet<MetricKey> = series.keys().copied().collect();
         let mut part = oracle::Analytics::default();
-        crate::user_analytics::batch_into(self.user, series, self.from..self.new, &mut part);
-        let earlier = self.earlier.as_ref().map(|(p, c)| (p, c.as_ref()));
-        archive_of(self.user, &part, &fresh, self.from, self.new, earlier)
+        crate::user_analytics::batch_into(self.user, series, Day::MIN..self.new, &mut part);
+        archive_of(self.user, &part, &fresh, Day::MIN, self.new, None)
     }
 }
 
 /// Computes the jobs' archives on the machine's cores (each is a batch computation over one
-/// user's rows: hydration and a day when many boundaries move have thousands).
+/// user's rows: hydration has thousands).
 fn compute_all(jobs: &[Job]) -> Vec<Archive> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
@@ -413,7 +396,7 @@ type Archive = (
 /// With `earlier` (the prefixes and correlations archived below `from`), `part` covers only the
 /// held dates: a metric (or the user) without values in `[from, below)` keeps what it had, and
 /// records take the better of both.
-fn archive_of(
+pub(crate) fn archive_of(
     user: UserKey,
     part: &oracle::Analytics,
     fresh: &BTreeSet<MetricKey>,

@@ -245,6 +245,17 @@ pub struct PrefixCorrelations {
     pub rows: Vec<(MetricKey, MetricKey, u8, Correlation)>,
 }
 
+/// Everything a user's archived dates contribute to the rows the dataflow derives, as a
+/// whole: it replaces what the operator held (one per user and epoch at most, never
+/// retracted). The horizon sends one when it archives in batch (a user's first dates, a change
+/// before the boundary); a boundary that merely moves forward is archived by the operator
+/// itself, from the values it holds.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ArchiveSummary {
+    pub prefixes: Vec<(MetricKey, Prefix)>,
+    pub correlations: Option<PrefixCorrelations>,
+}
+
 /// The dated outputs of one user over `[from, below)`, computed in batch: they replace
 /// whatever the user's rows on those dates were.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -314,7 +325,8 @@ pub enum OutputDelta {
     },
     /// The user's dated outputs before a boundary, computed in batch. Applied after the
     /// epoch's other deltas: it replaces the rows of its dates, which the dataflow stops
-    /// producing (or retracts) in the same epoch.
+    /// producing in the same epoch. (A boundary that merely moves forward sends none: the
+    /// rows the dataflow emitted for the dates it passes stay as they are, final.)
     Archived(ArchivedDates),
 }
 

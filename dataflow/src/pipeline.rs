@@ -17,9 +17,11 @@
 //!
 //! The samples are only those of the dates the horizon holds (`crate::horizon`): for a user
 //! with a boundary, 90 dates before it and every date after. Dated rows (anomalies, scores)
-//! of dates before the boundary come from the archive; the operator reads the archive's
-//! summaries (a `Prefix` per metric, `PrefixCorrelations` per user) for the record over the
-//! whole history and for the windows that end before the boundary.
+//! of dates before the boundary come from the archive; the operator keeps the archive's
+//! summary (a `Prefix` per metric, `PrefixCorrelations` per user) for the record over the
+//! whole history and for the windows that end before the boundary. It derives that summary
+//! itself when a boundary moves forward, and takes the horizon's (`ArchiveSummary`) when the
+//! horizon archives in batch.
 
 use crossbeam_channel::Sender;
 use differential_dataflow::AsCollection;
@@ -28,8 +30,7 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::{ProbeHandle, Scope};
 
 use crate::model::{
-    Daily, Day, Fixed, MetricKey, OutputDelta, Prefix, PrefixCorrelations, SampleRow, UserKey,
-    WorkoutRow,
+    ArchiveSummary, Daily, Day, Fixed, MetricKey, OutputDelta, SampleRow, UserKey, WorkoutRow,
 };
 use crate::provider_days::{DayChange, provider_days};
 use crate::providers::{self, ProviderId};
@@ -85,10 +86,9 @@ pub struct Inputs {
     pub workouts: InputSession<Epoch, (UserKey, WorkoutRow), isize>,
     /// Each archived user's boundary: dates before it are the archive's (see `horizon`).
     pub boundaries: InputSession<Epoch, (UserKey, Day), isize>,
-    /// Per (user, metric) with archived values: what they contribute to the series.
-    pub prefixes: InputSession<Epoch, ((UserKey, MetricKey), Prefix), isize>,
-    /// Per user with archived values: the correlations of the archived dates.
-    pub prefix_correlations: InputSession<Epoch, (UserKey, PrefixCorrelations), isize>,
+    /// Per user archived in batch: what the archived dates contribute (only ever inserted;
+    /// each replaces the user's summary).
+    pub summaries: InputSession<Epoch, (UserKey, ArchiveSummary), isize>,
     pub probe: ProbeHandle<Epoch>,
 }
 
@@ -105,10 +105,8 @@ impl Inputs {
         self.workouts.flush();
         self.boundaries.advance_to(epoch);
         self.boundaries.flush();
-        self.prefixes.advance_to(epoch);
-        self.prefixes.flush();
-        self.prefix_correlations.advance_to(epoch);
-        self.prefix_correlations.flush();
+        self.summaries.advance_to(epoch);
+        self.summaries.flush();
     }
 }
 
@@ -119,9 +117,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
     let (priority_input, priorities) = scope.new_collection::<(UserKey, ProviderPriority), isize>();
     let (workout_input, workouts) = scope.new_collection::<(UserKey, WorkoutRow), isize>();
     let (boundary_input, boundaries) = scope.new_collection::<(UserKey, Day), isize>();
-    let (prefix_input, prefixes) = scope.new_collection::<((UserKey, MetricKey), Prefix), isize>();
-    let (prefix_corr_input, prefix_correlations) =
-        scope.new_collection::<(UserKey, PrefixCorrelations), isize>();
+    let (summary_input, summaries) = scope.new_collection::<(UserKey, ArchiveSummary), isize>();
     let probe = ProbeHandle::new();
 
     // Per (user, activity type): the longest workout by distance and by duration.
@@ -218,8 +214,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
         .map(|((u, m, d), (_, value, _))| (u, UserEvent::Value(m, d, value)));
     let events = values
         .concat(boundaries.map(|(u, b)| (u, UserEvent::Boundary(b))))
-        .concat(prefixes.map(|((u, m), p)| (u, UserEvent::Prefix(m, p))))
-        .concat(prefix_correlations.map(|(u, p)| (u, UserEvent::PrefixCorrelations(p))));
+        .concat(summaries.map(|(u, s)| (u, UserEvent::Summary(s))));
     user_analytics(events.inner, sink).probe_with(&probe);
 
     Inputs {
@@ -228,8 +223,7 @@ pub fn build(scope: Scope<'_, Epoch>, sink: OutputSink) -> Inputs {
         priorities: priority_input,
         workouts: workout_input,
         boundaries: boundary_input,
-        prefixes: prefix_input,
-        prefix_correlations: prefix_corr_input,
+        summaries: summary_input,
         probe,
     }
 }

@@ -540,7 +540,7 @@ impl Analytics {
         tracing::info!(
             samples,
             workouts,
-            held = self.flow.held_samples(),
+            held_days = self.flow.held_days(),
             seconds,
             "analytics hydrated"
         );

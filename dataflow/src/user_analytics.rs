@@ -19,8 +19,11 @@
 //!   c … c + 60 (the ln rMSSD reference);
 //! - the user's correlations, when c lies in the 90-date window or the latest date moved.
 //!
-//! Dated rows (anomalies, scores) are produced only on or after the user's boundary; when the
-//! boundary moves, the rows before it are retracted (the archive supplies them).
+//! Dated rows (anomalies, scores) are produced only on or after the user's boundary. When the
+//! boundary moves forward, the rows of the dates it passes are derived with the epoch's changes
+//! and then left as they are: they become the archive's (see `crate::horizon`), as does the
+//! summary of the dates before the new boundary, which the operator derives from the values it
+//! holds unless the horizon archived the user in batch that epoch.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +39,7 @@ use timely::dataflow::{Stream, StreamVec};
 use crate::baseline_window::BaselineWindow;
 use crate::correlation_window::CorrelationWindow;
 use crate::model::{
-    ANOMALY_WINDOW, Anomaly, Baseline, CORRELATION_WINDOW, Correlation, Day, Fixed,
+    ANOMALY_WINDOW, Anomaly, ArchiveSummary, Baseline, CORRELATION_WINDOW, Correlation, Day, Fixed,
     HRV_REFERENCE_WINDOW, MetricKey, OutputDelta, Prefix, PrefixCorrelations, Record, ScoreInput,
     Scores, UserKey, WINDOWS, metric_key,
 };
@@ -51,10 +54,8 @@ pub(crate) enum UserEvent {
     Value(MetricKey, Day, Fixed),
     /// The user's horizon boundary (`crate::horizon`).
     Boundary(Day),
-    /// The archive's summary of one metric.
-    Prefix(MetricKey, Prefix),
-    /// The archive's correlations.
-    PrefixCorrelations(PrefixCorrelations),
+    /// The summary of an archive computed in batch, replacing the one held.
+    Summary(ArchiveSummary),
 }
 
 /// The metrics with rules of their own.
@@ -196,9 +197,13 @@ impl Kept {
 struct Changes {
     /// Per metric, the dates whose value changed (sorted), each with its value before.
     days: BTreeMap<MetricKey, Vec<(Day, Option<Fixed>)>>,
+    /// The boundary before the epoch, if the epoch changed it.
     boundary: Option<Option<Day>>,
+    /// The metrics whose archive summary changed.
     prefixes: BTreeSet<MetricKey>,
     prefix_correlations: bool,
+    /// Whether the horizon archived the user in batch this epoch.
+    summary: bool,
 }
 
 /// Where one user's changed rows go: the epoch's deltas, sent to the sink in one message.
@@ -319,28 +324,18 @@ impl UserState {
                     let before = self.boundary;
                     if insert {
                         self.boundary = Some(*b);
-                        self.evict(crate::horizon::first_held(*b), &mut changes);
                     } else if self.boundary == Some(*b) {
                         self.boundary = None;
                     }
                     changes.boundary.get_or_insert(before);
                 }
-                UserEvent::Prefix(m, p) => {
-                    if insert {
-                        self.prefixes.insert(*m, p.clone());
-                    } else if self.prefixes.get(m) == Some(p) {
-                        self.prefixes.remove(m);
-                    }
-                    changes.prefixes.insert(*m);
+                // Only ever inserted: each replaces the summary held.
+                UserEvent::Summary(summary) if insert => {
+                    let prefixes = summary.prefixes.iter().cloned().collect();
+                    self.replace_summary(prefixes, summary.correlations.clone(), &mut changes);
+                    changes.summary = true;
                 }
-                UserEvent::PrefixCorrelations(p) => {
-                    if insert {
-                        self.prefix_correlations = Some(p.clone());
-                    } else if self.prefix_correlations.as_ref() == Some(p) {
-                        self.prefix_correlations = None;
-                    }
-                    changes.prefix_correlations = true;
-                }
+                UserEvent::Summary(_) => {}
             }
         }
         // The first value recorded for a date is the one it held before the epoch.
@@ -351,6 +346,47 @@ impl UserState {
         changes
     }
 
+    fn replace_summary(
+        &mut self,
+        prefixes: BTreeMap<MetricKey, Prefix>,
+        correlations: Option<PrefixCorrelations>,
+        changes: &mut Changes,
+    ) {
+        changes
+            .prefixes
+            .extend(self.prefixes.keys().chain(prefixes.keys()));
+        changes.prefix_correlations = true;
+        self.prefixes = prefixes;
+        self.prefix_correlations = correlations;
+    }
+
+    /// Archives the dates in `[old, new)` as the boundary moves past them: the summary of the
+    /// dates before `new`, from the values held (every window that ends at one of those dates
+    /// lies among them) and the summary of the dates before `old`. The horizon's batch archive
+    /// computes the same with the same functions.
+    fn archive_move(&mut self, user: UserKey, old: Day, new: Day, changes: &mut Changes) {
+        let before: BTreeMap<MetricKey, Vec<(Day, Fixed)>> = self
+            .series
+            .iter()
+            .filter_map(|(m, vals)| {
+                let n = crate::series::position(vals, new);
+                (n > 0).then(|| (*m, vals[..n].to_vec()))
+            })
+            .collect();
+        let fresh: BTreeSet<MetricKey> = before
+            .iter()
+            .filter(|(_, vals)| vals.last().is_some_and(|(d, _)| *d >= old))
+            .map(|(m, _)| *m)
+            .collect();
+        let mut part = crate::oracle::Analytics::default();
+        // No dated rows: the operator emitted those of [old, new) itself.
+        batch_into(user, before, new..new, &mut part);
+        let earlier = (&self.prefixes, self.prefix_correlations.as_ref());
+        let (_, prefixes, correlations) =
+            crate::horizon::archive_of(user, &part, &fresh, old, new, Some(earlier));
+        self.replace_summary(prefixes, correlations, changes);
+    }
+
     /// Drops the values of the dates before `first`, which the horizon has evicted (it sends
     /// no retractions for them: `Batch::evictions`), as changes like any other. They lie
     /// outside every window of a date the operator still derives rows for.
@@ -358,18 +394,46 @@ impl UserState {
         self.series.retain(|m, vals| {
             let keep = crate::series::position(vals, first);
             if keep > 0 {
-                changes
-                    .days
-                    .entry(*m)
-                    .or_default()
-                    .extend(vals.drain(..keep).map(|(d, v)| (d, Some(v))));
+                let days = changes.days.entry(*m).or_default();
+                let changed = days.len();
+                days.extend(vals.drain(..keep).map(|(d, v)| (d, Some(v))));
+                if changed > 0 {
+                    // Sorted, one entry per date: a date the epoch changed keeps the value it
+                    // had before (the stable sort leaves that entry first).
+                    days.sort_by_key(|(d, _)| *d);
+                    days.dedup_by_key(|(d, _)| *d);
+                }
             }
             !vals.is_empty()
         });
     }
 
-    /// Re-derives every row `changes` can reach and emits the differences.
-    fn refresh(&mut self, keys: &Keys, changes: &Changes, latest_before: Option<Day>, out: &Emit) {
+    /// Re-derives every row `changes` can reach and emits the differences. A boundary that
+    /// moved forward is settled in between: the dated rows of the dates it passes are derived
+    /// first, with the values of the epoch and every window still held; then, unless the
+    /// horizon archived the user in batch, the operator archives those dates itself; then the
+    /// values no window reaches any more are dropped.
+    fn refresh(
+        &mut self,
+        user: UserKey,
+        keys: &Keys,
+        mut changes: Changes,
+        latest_before: Option<Day>,
+        out: &Emit,
+    ) {
+        self.refresh_dated(keys, &changes, out);
+        if let Some(before) = changes.boundary
+            && let Some(new) = self.boundary
+        {
+            if let Some(old) = before
+                && old < new
+                && !changes.summary
+            {
+                self.archive_move(user, old, new, &mut changes);
+            }
+            self.evict(crate::horizon::first_held(new), &mut changes);
+        }
+        let changes = &changes;
         let metrics: BTreeSet<MetricKey> = changes
             .days
             .keys()
@@ -390,7 +454,6 @@ impl UserState {
         if changes.prefix_correlations || latest != latest_before || in_window {
             self.refresh_correlations(latest, changes, out);
         }
-        self.refresh_dated(keys, changes, out);
     }
 
     /// The series' rows: with a held date on or after the boundary, the baselines of the
@@ -562,31 +625,23 @@ impl UserState {
     }
 
     fn refresh_dated(&mut self, keys: &Keys, changes: &Changes, out: &Emit) {
-        let lo = self.boundary.unwrap_or(Day::MIN);
-        // A boundary that moved forward retires the rows before it; one that moved back (or
-        // went away) exposes held dates whose rows were filtered, so all are re-derived.
+        let boundary = self.boundary.unwrap_or(Day::MIN);
+        // A boundary that moved forward hands the rows before it to the archive: those of the
+        // dates it passes are derived once more with the epoch's changes (unless the horizon
+        // archived the user in batch, whose rows replace them), then forgotten, not retracted.
+        // One that moved back (or went away) exposes held dates whose rows were filtered, so
+        // all are re-derived.
         let mut everything = false;
+        let mut lo = boundary;
         if let Some(before) = changes.boundary {
             match (before, self.boundary) {
-                (Some(b0), Some(b1)) if b1 >= b0 => {}
+                (Some(b0), Some(b1)) if b1 >= b0 => {
+                    if !changes.summary {
+                        lo = b0;
+                    }
+                }
                 (None, Some(_)) => {}
                 _ => everything = true,
-            }
-            let stale: Vec<(MetricKey, Day)> = self
-                .emitted
-                .anomalies
-                .keys()
-                .filter(|(_, d)| *d < lo)
-                .copied()
-                .collect();
-            for k in stale {
-                for a in self.emitted.anomalies.remove(&k).unwrap_or_default() {
-                    out.anomaly(k.0, k.1, &a, -1);
-                }
-            }
-            let kept = self.emitted.scores.split_off(&lo);
-            for (d, s) in std::mem::replace(&mut self.emitted.scores, kept) {
-                out.scores(d, &s, -1);
             }
         }
 
@@ -674,6 +729,10 @@ impl UserState {
             if let Some(s) = new {
                 self.emitted.scores.insert(d, s);
             }
+        }
+        if changes.boundary.is_some() {
+            self.emitted.anomalies.retain(|(_, d), _| *d >= boundary);
+            self.emitted.scores = self.emitted.scores.split_off(&boundary);
         }
     }
 }
@@ -778,7 +837,7 @@ pub(crate) fn user_analytics<'s>(
                             deltas: &deltas,
                             user,
                         };
-                        state.refresh(keys, &changes, latest_before, &out);
+                        state.refresh(user, keys, changes, latest_before, &out);
                         if state.is_empty() {
                             users.remove(&user);
                         }
@@ -813,8 +872,9 @@ mod tests {
             .collect();
         state.apply(&mut events);
         let boundary = 150;
-        let changes = state.apply(&mut [(UserEvent::Boundary(boundary), 1)]);
+        let mut changes = state.apply(&mut [(UserEvent::Boundary(boundary), 1)]);
         let first = crate::horizon::first_held(boundary);
+        state.evict(first, &mut changes);
         for (m, vals) in &state.series {
             assert!(vals.first().is_some_and(|(d, _)| *d >= first), "metric {m}");
         }
@@ -824,5 +884,85 @@ mod tests {
         assert_eq!(changes.days[&1], evicted);
         assert_eq!(changes.days[&2].len(), (first as usize).div_ceil(2));
         assert_eq!(changes.boundary, Some(None));
+    }
+
+    /// A boundary that moves forward hands the rows of the dates it passes to the archive:
+    /// none are retracted, the operator stops tracking them, and its summary moves with it.
+    #[test]
+    fn a_forward_boundary_keeps_the_rows_it_passes() {
+        let keys = Keys::get();
+        let user: UserKey = 7;
+        let rhr = keys.rhr;
+        let steps = metric_key("steps").expect("steps");
+        let deltas = std::cell::RefCell::new(Vec::new());
+        let out = Emit {
+            deltas: &deltas,
+            user,
+        };
+        let mut state = UserState::default();
+        // Resting heart rate with spikes (anomalies) and steps, on dates 0..=200.
+        let mut events: Vec<(UserEvent, isize)> = (0..=200)
+            .flat_map(|d| {
+                let spike = if d % 17 == 0 { 30 } else { 0 };
+                [
+                    (
+                        UserEvent::Value(
+                            rhr,
+                            d,
+                            crate::model::to_fixed(f64::from(55 + spike + d % 3)),
+                        ),
+                        1,
+                    ),
+                    (
+                        UserEvent::Value(
+                            steps,
+                            d,
+                            crate::model::to_fixed(f64::from(8_000 + 37 * (d % 11))),
+                        ),
+                        1,
+                    ),
+                ]
+            })
+            .collect();
+        events.push((UserEvent::Boundary(100), 1));
+        let changes = state.apply(&mut events);
+        state.refresh(user, keys, changes, None, &out);
+        assert!(
+            state
+                .emitted
+                .anomalies
+                .keys()
+                .any(|(_, d)| (100..132).contains(d))
+        );
+        assert!(state.emitted.scores.contains_key(&100));
+        deltas.borrow_mut().clear();
+
+        let latest = state.latest();
+        let changes = state.apply(&mut [
+            (UserEvent::Boundary(100), -1),
+            (UserEvent::Boundary(132), 1),
+        ]);
+        state.refresh(user, keys, changes, latest, &out);
+        let dated_retractions = deltas
+            .borrow()
+            .iter()
+            .filter(|d| {
+                matches!(
+                    d,
+                    OutputDelta::Anomaly { diff: -1, .. } | OutputDelta::Scores { diff: -1, .. }
+                )
+            })
+            .count();
+        assert_eq!(dated_retractions, 0, "{:?}", deltas.borrow());
+        assert!(state.emitted.anomalies.keys().all(|(_, d)| *d >= 132));
+        assert!(state.emitted.scores.keys().all(|d| *d >= 132));
+        assert!(state.prefixes.values().all(|p| p.below == 132));
+        assert_eq!(state.prefixes.len(), 2);
+        assert_eq!(
+            state.prefix_correlations.as_ref().map(|c| c.below),
+            Some(132)
+        );
+        let first = crate::horizon::first_held(132);
+        assert!(state.series.values().all(|v| v[0].0 == first));
     }
 }

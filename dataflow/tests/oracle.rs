@@ -669,3 +669,26 @@ fn archived_findings_stand_when_every_newer_date_is_deleted() {
         run(batches.clone(), 2, horizon);
     }
 }
+
+/// A user back after a long gap: one batch brings dates from just after their boundary to
+/// far beyond it, so the boundary moves past dates the batch itself changes (their samples
+/// leave the held dates in the very epoch they arrive). Those dates are archived from the
+/// stored rows, not from what the dataflow held.
+#[test]
+fn a_batch_that_moves_the_boundary_past_its_own_dates() {
+    let series = |metric: u8, start: u8, n: u16| Op::Series {
+        user: 0,
+        metric,
+        provider: 1,
+        start,
+        values: (0..n).map(|i| 40 + (i * 29) % 200).collect(),
+    };
+    // Resting heart rate and HRV (scores, anomalies) and steps.
+    let batches = vec![
+        vec![series(3, 0, 10), series(5, 0, 10), series(0, 0, 10)],
+        vec![series(3, 12, 150), series(5, 12, 150), series(0, 12, 150)],
+        vec![series(3, 170, 3)],
+    ];
+    run(batches.clone(), 2, None);
+    run(batches, 2, Some(SHORT_HORIZON));
+}
