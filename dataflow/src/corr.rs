@@ -87,14 +87,19 @@ impl Spread {
 /// correlation (co² = spread_x·spread_y, checked exactly where it fits in 128 bits, as it does
 /// for ranks) is ±1 exactly, so its p is 0 as scipy's is, whatever the roots round to.
 fn r_from(co: i128, x: &Spread, y: &Spread) -> f64 {
-    let perfect = co
-        .checked_mul(co)
-        .zip(x.exact.checked_mul(y.exact))
-        .is_some_and(|(c, v)| c == v);
-    if perfect {
-        return if co > 0 { 1.0 } else { -1.0 };
+    let r = (to_f64(co) / (x.root * y.root)).clamp(-1.0, 1.0);
+    // Only a quotient within rounding of ±1 can be a perfect correlation (each of the four
+    // roundings is relative, below 2^-52): the exact test, two 128-bit products, is for those.
+    if r.abs() > 1.0 - 1e-9 {
+        let perfect = co
+            .checked_mul(co)
+            .zip(x.exact.checked_mul(y.exact))
+            .is_some_and(|(c, v)| c == v);
+        if perfect {
+            return if co > 0 { 1.0 } else { -1.0 };
+        }
     }
-    (to_f64(co) / (x.root * y.root)).clamp(-1.0, 1.0)
+    r
 }
 
 /// `v as f64` (the same correctly rounded value), through the one-instruction conversion from

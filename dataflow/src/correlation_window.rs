@@ -139,7 +139,7 @@ impl MetricWindow {
 
     /// Doubled average ranks of the values in the slots of `subset`, by slot: the kept order
     /// serves every subset (equal values stay adjacent in any subset of it).
-    fn ranks(&self, subset: u128, ranks: &mut [i64; RING]) {
+    fn ranks(&self, subset: u128, ranks: &mut [u16; RING]) {
         let mut members = [0u8; RING];
         let mut n = 0;
         for s in &self.order {
@@ -157,7 +157,7 @@ impl MetricWindow {
                 j += 1;
             }
             for s in &members[i..=j] {
-                ranks[*s as usize] = (i + j + 2) as i64;
+                ranks[*s as usize] = (i + j + 2) as u16;
             }
             i = j + 1;
         }
@@ -171,7 +171,8 @@ impl MetricWindow {
 struct Ranked {
     /// (metric, subset) of each entry, apart from the ranks so a lookup reads one cache line.
     keys: Vec<(usize, u128)>,
-    ranks: Vec<[i64; RING]>,
+    /// Doubled ranks are at most 2·128: 16 bits keep an entry in four cache lines.
+    ranks: Vec<[u16; RING]>,
     next: usize,
 }
 
@@ -388,14 +389,30 @@ impl CorrelationWindow {
                 let at = ranked.of(&self.metrics, ia, xs, usize::MAX);
                 let bt = ranked.of(&self.metrics, ib, xs.rotate_left(u32::from(lag)), at);
                 let (rx, ry) = (&ranked.ranks[at], &ranked.ranks[bt]);
-                let mut m = Moments::default();
+                // Sums of at most 128 doubled ranks (≤ 256) and their products fit 64 bits.
+                let (mut sx, mut sy, mut sxx, mut syy, mut sxy) = (0i64, 0i64, 0i64, 0i64, 0i64);
                 let mut bits = xs;
                 while bits != 0 {
                     let s = bits.trailing_zeros() as usize;
                     bits &= bits - 1;
-                    m.add(rx[s], ry[(s + usize::from(lag)) % RING]);
+                    let (x, y) = (
+                        i64::from(rx[s]),
+                        i64::from(ry[(s + usize::from(lag)) % RING]),
+                    );
+                    sx += x;
+                    sy += y;
+                    sxx += x * x;
+                    syy += y * y;
+                    sxy += x * y;
                 }
-                m
+                Moments {
+                    n: moments.n,
+                    sx: sx.into(),
+                    sy: sy.into(),
+                    sxx: sxx.into(),
+                    syy: syy.into(),
+                    sxy: sxy.into(),
+                }
             });
             if let Some(c) = significant {
                 found.insert((self.metrics[ia].metric, self.metrics[ib].metric, lag), c);

@@ -10,6 +10,8 @@
 //! key's current samples; a key's output before and after an epoch's changes is computed with
 //! the same `stats` function the oracle calls, and the difference emitted. The property test compares the pipeline with the oracle after every epoch.
 
+use std::collections::VecDeque;
+
 use differential_dataflow::hashable::Hashable;
 use foldhash::HashMap;
 use smallvec::SmallVec;
@@ -63,17 +65,82 @@ fn rows(metric: MetricKey, entries: &[(Entry, isize)]) -> Vec<ProviderDay> {
 
 type Update = ((DayKey, DayChange), Epoch, isize);
 
+/// One user's held days: per metric, (day, samples) in date order. Keyed by user, not by
+/// day, so a new date's samples of one user land in a few cache lines of theirs (at the end
+/// of each metric's days, where the horizon's evictions leave from the front), not in one
+/// random slot of a map of every held day each.
+#[derive(Default)]
+struct UserDays {
+    metrics: Vec<(MetricKey, VecDeque<(Day, Entries)>)>,
+}
+
+impl UserDays {
+    /// The samples of `day` (empty if none), with the place to put them back.
+    fn take(&mut self, metric: MetricKey, day: Day) -> Entries {
+        let Some(days) = self.days(metric) else {
+            return Entries::new();
+        };
+        match days.back() {
+            Some((last, _)) if *last < day => Entries::new(),
+            _ => match days.binary_search_by_key(&day, |(d, _)| *d) {
+                Ok(i) => std::mem::take(&mut days[i].1),
+                Err(_) => Entries::new(),
+            },
+        }
+    }
+
+    /// Sets the samples of `day`, removing the day when there are none.
+    fn put(&mut self, metric: MetricKey, day: Day, entries: Entries) {
+        let at = match self.metrics.iter().position(|(m, _)| *m == metric) {
+            Some(at) => at,
+            None if entries.is_empty() => return,
+            None => {
+                self.metrics.push((metric, VecDeque::new()));
+                self.metrics.len() - 1
+            }
+        };
+        let days = &mut self.metrics[at].1;
+        let found = match days.back() {
+            Some((last, _)) if *last < day => Err(days.len()),
+            _ => days.binary_search_by_key(&day, |(d, _)| *d),
+        };
+        match (found, entries.is_empty()) {
+            (Ok(i), false) => days[i].1 = entries,
+            (Ok(i), true) => {
+                days.remove(i);
+            }
+            (Err(i), false) => days.insert(i, (day, entries)),
+            (Err(_), true) => {}
+        }
+        if days.is_empty() {
+            self.metrics.swap_remove(at);
+        }
+    }
+
+    fn days(&mut self, metric: MetricKey) -> Option<&mut VecDeque<(Day, Entries)>> {
+        self.metrics
+            .iter_mut()
+            .find(|(m, _)| *m == metric)
+            .map(|(_, days)| days)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.metrics.is_empty()
+    }
+}
+
 /// The operator: samples keyed by day in, each provider's value of the day out (as updates of
 /// a differential collection).
 pub(crate) fn provider_days<'s>(
     samples: StreamVec<'s, Epoch, Update>,
 ) -> StreamVec<'s, Epoch, ((DayKey, ProviderDay), Epoch, isize)> {
-    let exchange = Exchange::new(|((k, _), _, _): &Update| k.hashed());
+    // By user, as the per-user operator downstream: a user's days are held together.
+    let exchange = Exchange::new(|((k, _), _, _): &Update| k.0.hashed());
     samples.unary_frontier::<CapacityContainerBuilder<Vec<_>>, _, _, _>(
         exchange,
         "ProviderDays",
         move |_capability, _info| {
-            let mut keys: HashMap<DayKey, Entries> = HashMap::default();
+            let mut users: HashMap<UserKey, UserDays> = HashMap::default();
             let mut pending = InOrder::new();
             move |(input, frontier), output| {
                 input.for_each(|cap, data| {
@@ -88,9 +155,21 @@ pub(crate) fn provider_days<'s>(
                 {
                     let mut out = Vec::new();
                     let mut updates = updates.into_iter().peekable();
+                    let mut user: Option<(UserKey, UserDays)> = None;
                     while let Some(((key, change), diff)) = updates.next() {
-                        let entries = keys.entry(key).or_default();
-                        let old = rows(key.1, entries);
+                        // Sorted by user first: each user's days are taken out of the map
+                        // once per epoch.
+                        if user.as_ref().is_none_or(|(u, _)| *u != key.0) {
+                            if let Some((u, days)) = user.take()
+                                && !days.is_empty()
+                            {
+                                users.insert(u, days);
+                            }
+                            user = Some((key.0, users.remove(&key.0).unwrap_or_default()));
+                        }
+                        let days = &mut user.as_mut().expect("set above").1;
+                        let mut entries = days.take(key.1, key.2);
+                        let old = rows(key.1, &entries);
                         let mut evicted = false;
                         let mut change = Some((change, diff));
                         while let Some((change, diff)) = change.take().or_else(|| {
@@ -99,7 +178,7 @@ pub(crate) fn provider_days<'s>(
                                 .map(|((_, c), d)| (c, d))
                         }) {
                             match change {
-                                DayChange::Sample(entry) => add(entries, entry, diff),
+                                DayChange::Sample(entry) => add(&mut entries, entry, diff),
                                 DayChange::Evict => evicted = true,
                             }
                         }
@@ -110,22 +189,25 @@ pub(crate) fn provider_days<'s>(
                             // only contested rows are retracted: one eviction per sample
                             // passing through the whole dataflow cost a quarter of a new
                             // date's work.
-                            keys.remove(&key);
+                            days.put(key.1, key.2, Entries::new());
                             for row in old.iter().filter(|(contested, ..)| *contested) {
                                 out.push(((key, *row), epoch, -1));
                             }
                             continue;
                         }
-                        let new = rows(key.1, entries);
-                        if entries.is_empty() {
-                            keys.remove(&key);
-                        }
+                        let new = rows(key.1, &entries);
+                        days.put(key.1, key.2, entries);
                         for row in old.iter().filter(|o| !new.contains(o)) {
                             out.push(((key, *row), epoch, -1));
                         }
                         for row in new.iter().filter(|n| !old.contains(n)) {
                             out.push(((key, *row), epoch, 1));
                         }
+                    }
+                    if let Some((u, days)) = user.take()
+                        && !days.is_empty()
+                    {
+                        users.insert(u, days);
                     }
                     if !out.is_empty() {
                         output.session(&capability).give_container(&mut out);
