@@ -104,6 +104,11 @@ impl BaselineWindow {
         self.sorted.insert(i, value);
     }
 
+    /// Asks for the window's lines ahead of an update (`crate::prefetch`).
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::slice(&self.sorted);
+    }
+
     /// The window's statistics; `vals` is the series the window follows.
     pub(crate) fn baseline(&self, vals: &[(Day, Fixed)]) -> Baseline {
         stats::baseline_of(

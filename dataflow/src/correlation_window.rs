@@ -317,6 +317,18 @@ impl CorrelationWindow {
         true
     }
 
+    /// Asks for the window's lines ahead of an update (`crate::prefetch`): the pairs' products
+    /// and every metric's values and order.
+    pub(crate) fn prefetch(&self) {
+        crate::prefetch::slice(&self.products[0]);
+        crate::prefetch::slice(&self.products[1]);
+        crate::prefetch::slice(&self.metrics);
+        for m in &self.metrics {
+            crate::prefetch::value(&*m.values);
+            crate::prefetch::slice(&m.order);
+        }
+    }
+
     /// Sets metric `i`'s value on `day` (`was` its value now), keeping every pair's products.
     fn set(&mut self, i: usize, day: Day, was: Option<Fixed>, now: Option<Fixed>) {
         let delta = i128::from(now.unwrap_or(0)) - i128::from(was.unwrap_or(0));

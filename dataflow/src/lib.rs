@@ -46,6 +46,7 @@ pub mod materialize;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;
+mod prefetch;
 mod provider_days;
 pub mod providers;
 pub mod reconcile;

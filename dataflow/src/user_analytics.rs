@@ -292,6 +292,26 @@ impl UserState {
             && self.emitted.scores.is_empty()
     }
 
+    /// Asks for the lines an update of this user reads (`crate::prefetch`): the recent end of
+    /// each series (where new dates land and every window of the latest date reaches), the
+    /// kept windows and the correlation window.
+    fn prefetch(&self) {
+        // The last 64 dates of a series hold every window a new date moves but the 90-date
+        // ones, whose leaving end is one line more.
+        const RECENT: usize = 64;
+        for vals in self.series.values() {
+            crate::prefetch::slice(&vals[vals.len().saturating_sub(RECENT)..]);
+        }
+        for kept in self.kept.values() {
+            for w in &kept.windows {
+                w.prefetch();
+            }
+        }
+        if let Some(w) = &self.correlation_window {
+            w.prefetch();
+        }
+    }
+
     /// Applies one epoch's consolidated events, retractions first (a changed value arrives
     /// as the old one retracted and the new one inserted).
     fn apply(&mut self, events: &mut [(UserEvent, isize)]) -> Changes {
@@ -829,6 +849,13 @@ pub(crate) fn user_analytics<'s>(
                             events.next_if(|((u, _), _)| *u == user)
                         {
                             mine.push((event, diff));
+                        }
+                        // The next user's state is cold: ask for it now, so it arrives while this
+                        // user's update computes.
+                        if let Some(((next, _), _)) = events.peek()
+                            && let Some(state) = users.get(next)
+                        {
+                            state.prefetch();
                         }
                         let state = users.entry(user).or_default();
                         let latest_before = state.latest();
