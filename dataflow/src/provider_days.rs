@@ -127,6 +127,16 @@ impl UserDays {
     fn is_empty(&self) -> bool {
         self.metrics.is_empty()
     }
+
+    /// Asks for the lines a new date's samples land in: the last days of each metric.
+    fn prefetch(&self) {
+        crate::prefetch::slice(&self.metrics);
+        for (_, days) in &self.metrics {
+            let (front, back) = days.as_slices();
+            let tail = if back.is_empty() { front } else { back };
+            crate::prefetch::slice(&tail[tail.len().saturating_sub(2)..]);
+        }
+    }
 }
 
 /// The operator: samples keyed by day in, each provider's value of the day out (as updates of
@@ -154,6 +164,15 @@ pub(crate) fn provider_days<'s>(
                     pending.next_complete(|e| !frontier.less_equal(e))
                 {
                     let mut out = Vec::new();
+                    // The users in the epoch, in order: each one's days are asked for
+                    // (`crate::prefetch`) while the one before is worked on.
+                    let mut order: Vec<UserKey> = Vec::new();
+                    for ((k, _), _) in &updates {
+                        if order.last() != Some(&k.0) {
+                            order.push(k.0);
+                        }
+                    }
+                    let mut next = order.iter().skip(1);
                     let mut updates = updates.into_iter().peekable();
                     let mut user: Option<(UserKey, UserDays)> = None;
                     while let Some(((key, change), diff)) = updates.next() {
@@ -166,6 +185,9 @@ pub(crate) fn provider_days<'s>(
                                 users.insert(u, days);
                             }
                             user = Some((key.0, users.remove(&key.0).unwrap_or_default()));
+                            if let Some(days) = next.next().and_then(|u| users.get(u)) {
+                                days.prefetch();
+                            }
                         }
                         let days = &mut user.as_mut().expect("set above").1;
                         let mut entries = days.take(key.1, key.2);

@@ -310,6 +310,9 @@ impl UserState {
         if let Some(w) = &self.correlation_window {
             w.prefetch();
         }
+        for rows in self.emitted.series.values() {
+            crate::prefetch::slice(&rows.baselines);
+        }
     }
 
     /// Applies one epoch's consolidated events, retractions first (a changed value arrives
@@ -454,12 +457,14 @@ impl UserState {
             self.evict(crate::horizon::first_held(new), &mut changes);
         }
         let changes = &changes;
-        let metrics: BTreeSet<MetricKey> = changes
+        let mut metrics: smallvec::SmallVec<[MetricKey; 16]> = changes
             .days
             .keys()
             .chain(&changes.prefixes)
             .copied()
             .collect();
+        metrics.sort_unstable();
+        metrics.dedup();
         for m in metrics {
             let changed = changes.days.get(&m).map_or(&[][..], Vec::as_slice);
             self.follow_series(m, changed);
@@ -522,11 +527,9 @@ impl UserState {
 
     fn refresh_series(&mut self, m: MetricKey, out: &Emit) {
         let new = self.series_rows(m).unwrap_or_default();
-        let old = self.emitted.series.remove(&m).unwrap_or_default();
-        if new == old {
-            if new != SeriesRows::default() {
-                self.emitted.series.insert(m, new);
-            }
+        let empty = SeriesRows::default();
+        let old = self.emitted.series.get(&m).unwrap_or(&empty);
+        if *old == new {
             return;
         }
         for (w, b) in &old.baselines {
@@ -547,8 +550,16 @@ impl UserState {
                 out.record(m, r, 1);
             }
         }
-        if new != SeriesRows::default() {
-            self.emitted.series.insert(m, new);
+        // Replaced in place: a new date changes every series' rows, and a removal and
+        // insertion per series would rebalance the map each time.
+        match self.emitted.series.get_mut(&m) {
+            _ if new == empty => {
+                self.emitted.series.remove(&m);
+            }
+            Some(old) => *old = new,
+            None => {
+                self.emitted.series.insert(m, new);
+            }
         }
     }
 
@@ -619,7 +630,7 @@ impl UserState {
 
     /// The day's scores, from the day's values and the references before it.
     fn scores_on(&self, keys: &Keys, day: Day, buf: &mut Vec<Fixed>) -> Option<Scores> {
-        let mut inputs = Vec::new();
+        let mut inputs: smallvec::SmallVec<[ScoreInput; 12]> = smallvec::SmallVec::new();
         for (m, vals) in &self.series {
             if !keys.scores(*m) {
                 continue;
@@ -667,8 +678,9 @@ impl UserState {
 
         // The (metric, date) and score dates to re-derive: dates in reach of a change that
         // have a value now or had rows before.
-        let mut anomaly_keys: BTreeSet<(MetricKey, Day)> = BTreeSet::new();
-        let mut score_days: BTreeSet<Day> = BTreeSet::new();
+        // Collected with repeats, then sorted: a new date reaches one date per metric.
+        let mut anomaly_keys: Vec<(MetricKey, Day)> = Vec::new();
+        let mut score_days: Vec<Day> = Vec::new();
         let mut score_ranges: Vec<(Day, Day)> = Vec::new();
         let mut add_anomaly_range = |state: &UserState, m: MetricKey, from: Day, to: Day| {
             let from = from.max(lo);
@@ -716,6 +728,10 @@ impl UserState {
         }
 
         let mut buf = Vec::with_capacity(HRV_REFERENCE_WINDOW as usize);
+        anomaly_keys.sort_unstable();
+        anomaly_keys.dedup();
+        score_days.sort_unstable();
+        score_days.dedup();
         for (m, d) in anomaly_keys {
             let new = self.anomalies_on(keys, m, d, &mut buf);
             let old = self.emitted.anomalies.remove(&(m, d)).unwrap_or_default();
