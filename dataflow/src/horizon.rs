@@ -358,7 +358,7 @@ impl Job {
         }
         let fresh: BTreeSet<MetricKey> = series.keys().copied().collect();
         let mut part = oracle::Analytics::default();
-        crate::user_analytics::batch_into(self.user, series, Day::MIN..self.new, &mut part);
+        crate::user_analytics::batch_into(self.user, series, Day::MIN..self.new, true, &mut part);
         archive_of(self.user, &part, &fresh, Day::MIN, self.new, None)
     }
 }

@@ -141,6 +141,11 @@ struct UserState {
     boundary: Option<Day>,
     prefixes: BTreeMap<MetricKey, Prefix>,
     prefix_correlations: Option<PrefixCorrelations>,
+    /// Set instead of `prefix_correlations` when the operator archived the dates before this
+    /// boundary itself and every date their correlations read is still held: they are computed
+    /// from the held values only if ever needed (when no date from the boundary on has a
+    /// value), or before the next move evicts what they read.
+    deferred_correlations: Option<Day>,
     emitted: Emitted,
     /// Per metric, what is kept over `series` and moved as it changes.
     kept: BTreeMap<MetricKey, Kept>,
@@ -286,6 +291,7 @@ impl UserState {
             && self.boundary.is_none()
             && self.prefixes.is_empty()
             && self.prefix_correlations.is_none()
+            && self.deferred_correlations.is_none()
             && self.emitted.series.is_empty()
             && self.emitted.correlations.is_empty()
             && self.emitted.anomalies.is_empty()
@@ -381,6 +387,35 @@ impl UserState {
         changes.prefix_correlations = true;
         self.prefixes = prefixes;
         self.prefix_correlations = correlations;
+        self.deferred_correlations = None;
+    }
+
+    /// The first date after the archive: the boundary its summary was taken at.
+    fn archive_below(&self) -> Option<Day> {
+        self.deferred_correlations
+            .or(self.prefix_correlations.as_ref().map(|c| c.below))
+    }
+
+    /// Computes deferred archive correlations from the held values, as the batch archive
+    /// computes them: over the 90 dates ending at the latest date before the boundary.
+    fn materialize_correlations(&mut self) {
+        let Some(below) = self.deferred_correlations.take() else {
+            return;
+        };
+        let latest = self
+            .series
+            .values()
+            .filter_map(|vals| vals[..crate::series::position(vals, below)].last())
+            .map(|(d, _)| *d)
+            .max();
+        self.prefix_correlations = latest.map(|l| PrefixCorrelations {
+            below,
+            rows: CorrelationWindow::build(&self.series, l)
+                .correlations()
+                .into_iter()
+                .map(|((a, b, lag), c)| (a, b, lag, c))
+                .collect(),
+        });
     }
 
     /// Archives the dates in `[old, new)` as the boundary moves past them: the summary of the
@@ -401,13 +436,41 @@ impl UserState {
             .filter(|(_, vals)| vals.last().is_some_and(|(d, _)| *d >= old))
             .map(|(m, _)| *m)
             .collect();
+        // The latest archived date: the archive's correlations end there.
+        let latest = before
+            .values()
+            .filter_map(|vals| vals.last())
+            .map(|(d, _)| *d)
+            .max();
         let mut part = crate::oracle::Analytics::default();
-        // No dated rows: the operator emitted those of [old, new) itself.
-        batch_into(user, before, new..new, &mut part);
+        // No dated rows (the operator emitted those of [old, new) itself) and no correlations
+        // (below).
+        batch_into(user, before, new..new, false, &mut part);
+        if fresh.is_empty() {
+            // The earlier archive's correlations stand: computed now if deferred, while what
+            // they read is held.
+            self.materialize_correlations();
+        }
         let earlier = (&self.prefixes, self.prefix_correlations.as_ref());
-        let (_, prefixes, correlations) =
+        let (_, prefixes, carried) =
             crate::horizon::archive_of(user, &part, &fresh, old, new, Some(earlier));
-        self.replace_summary(prefixes, correlations, changes);
+        self.replace_summary(prefixes, None, changes);
+        match latest {
+            _ if fresh.is_empty() => self.prefix_correlations = carried,
+            // Their 90 dates end the day before the boundary: all held until the next move.
+            Some(l) if l == new - 1 => self.deferred_correlations = Some(new),
+            Some(l) => {
+                self.prefix_correlations = Some(PrefixCorrelations {
+                    below: new,
+                    rows: CorrelationWindow::build(&self.series, l)
+                        .correlations()
+                        .into_iter()
+                        .map(|((a, b, lag), c)| (a, b, lag, c))
+                        .collect(),
+                })
+            }
+            None => {}
+        }
     }
 
     /// Drops the values of the dates before `first`, which the horizon has evicted (it sends
@@ -565,9 +628,15 @@ impl UserState {
 
     fn refresh_correlations(&mut self, latest: Option<Day>, changes: &Changes, out: &Emit) {
         let window = self.correlation_window.take();
+        let archived = self
+            .archive_below()
+            .is_some_and(|below| latest.is_none_or(|l| l < below));
+        if archived {
+            self.materialize_correlations();
+        }
         let new: BTreeMap<(MetricKey, MetricKey, u8), Correlation> =
             match (&self.prefix_correlations, latest) {
-                (Some(p), l) if l.is_none_or(|l| l < p.below) => p
+                (Some(p), _) if archived => p
                     .rows
                     .iter()
                     .map(|(a, b, lag, c)| ((*a, *b, *lag), c.clone()))
@@ -781,6 +850,7 @@ pub(crate) fn batch_into(
     user: UserKey,
     series: BTreeMap<MetricKey, Vec<(Day, Fixed)>>,
     dated: std::ops::Range<Day>,
+    correlations: bool,
     out: &mut crate::oracle::Analytics,
 ) {
     let keys = Keys::get();
@@ -803,7 +873,7 @@ pub(crate) fn batch_into(
             out.records.insert((user, *m), r);
         }
     }
-    if let Some(latest) = state.latest() {
+    if let Some(latest) = state.latest().filter(|_| correlations) {
         for ((a, b, lag), c) in CorrelationWindow::build(&state.series, latest).correlations() {
             out.correlations.insert((user, a, b, lag), c);
         }
@@ -1001,6 +1071,10 @@ mod tests {
         assert!(state.emitted.scores.keys().all(|d| *d >= 132));
         assert!(state.prefixes.values().all(|p| p.below == 132));
         assert_eq!(state.prefixes.len(), 2);
+        assert_eq!(state.archive_below(), Some(132));
+        // Its 90 dates are held: the archive's correlations wait until they are needed.
+        assert_eq!(state.deferred_correlations, Some(132));
+        state.materialize_correlations();
         assert_eq!(
             state.prefix_correlations.as_ref().map(|c| c.below),
             Some(132)

@@ -670,6 +670,44 @@ fn archived_findings_stand_when_every_newer_date_is_deleted() {
     }
 }
 
+/// Six weeks of correlated heart rate and steps arriving in two parts, so the boundary moves
+/// forward once (the operator archives the dates it passes and defers their correlations while
+/// every date they read is held). Then one batch deletes the dates from the boundary on and
+/// adds a value far later, moving the boundary past all of them: the deferred correlations are
+/// computed before that move evicts what they read. When that value is deleted too, the
+/// archive's correlations become the user's.
+#[test]
+fn deferred_archive_correlations_outlive_their_dates() {
+    let (a, b) = (1u8, 0u8); // heart_rate, steps
+    let paired = |start: u8, n: u16| Op::Paired {
+        user: 0,
+        a,
+        b,
+        start,
+        inverse: false,
+        values: (0..n)
+            .map(|i| ((i * 37 + u16::from(start) * 11) % 300, i % 7))
+            .collect(),
+    };
+    // User key 1 with the short horizon: the boundary is date 23 after the first part, 39
+    // after the second and 111 after date 120, which evicts dates 0..=20. The stored rows sort
+    // by metric, then date, the metric with the smaller key first. With dates 0..=44 and 120
+    // each, deleting at 39 six times takes the first metric's dates 39..=44, and the second's
+    // are then at 79; with dates 0..=38 and 120, date 120 is at 39, then at 78.
+    let batches = vec![
+        vec![paired(0, 30)],
+        vec![paired(30, 15)],
+        std::iter::once(paired(120, 1))
+            .chain(std::iter::repeat_n(Op::Delete(39), 6))
+            .chain(std::iter::repeat_n(Op::Delete(79), 6))
+            .collect(),
+        vec![Op::Delete(39), Op::Delete(78)],
+    ];
+    for horizon in [None, Some(SHORT_HORIZON)] {
+        run(batches.clone(), 2, horizon);
+    }
+}
+
 /// A user back after a long gap: one batch brings dates from just after their boundary to
 /// far beyond it, so the boundary moves past dates the batch itself changes (their samples
 /// leave the held dates in the very epoch they arrive). Those dates are archived from the
