@@ -215,11 +215,25 @@ struct Changes {
 struct Emit<'a> {
     deltas: &'a std::cell::RefCell<Vec<OutputDelta>>,
     user: UserKey,
+    /// Where full chunks go as they fill (None: all stay in `deltas`).
+    sink: Option<(&'a OutputSink, Epoch)>,
 }
+
+/// Deltas per message: a new date brings about a hundred per user, and one vector for all
+/// users of an epoch would be copied over and over as it grows.
+const CHUNK: usize = 4096;
 
 impl Emit<'_> {
     fn send(&self, delta: OutputDelta) {
-        self.deltas.borrow_mut().push(delta);
+        let mut deltas = self.deltas.borrow_mut();
+        deltas.push(delta);
+        if let Some((sink, epoch)) = self.sink
+            && deltas.len() >= CHUNK
+        {
+            let full = std::mem::replace(&mut *deltas, Vec::with_capacity(CHUNK));
+            // The receiver only goes away at shutdown.
+            let _ = sink.send(Output::Deltas(epoch, full));
+        }
     }
 
     fn baseline(&self, metric: MetricKey, window: u32, baseline: &Baseline, diff: isize) {
@@ -949,6 +963,7 @@ pub(crate) fn user_analytics<'s>(
                         let out = Emit {
                             deltas: &deltas,
                             user,
+                            sink: Some((&sink, epoch)),
                         };
                         state.refresh(user, keys, changes, latest_before, &out);
                         if state.is_empty() {
@@ -1011,6 +1026,7 @@ mod tests {
         let out = Emit {
             deltas: &deltas,
             user,
+            sink: None,
         };
         let mut state = UserState::default();
         // Resting heart rate with spikes (anomalies) and steps, on dates 0..=200.
