@@ -762,9 +762,10 @@ impl UserState {
         // The (metric, date) and score dates to re-derive: dates in reach of a change that
         // have a value now or had rows before.
         // Collected with repeats, then sorted: a new date reaches one date per metric.
-        let mut anomaly_keys: Vec<(MetricKey, Day)> = Vec::new();
-        let mut score_days: Vec<Day> = Vec::new();
-        let mut score_ranges: Vec<(Day, Day)> = Vec::new();
+        let mut anomaly_keys: smallvec::SmallVec<[(MetricKey, Day); 32]> =
+            smallvec::SmallVec::new();
+        let mut score_days: smallvec::SmallVec<[Day; 8]> = smallvec::SmallVec::new();
+        let mut score_ranges: smallvec::SmallVec<[(Day, Day); 8]> = smallvec::SmallVec::new();
         let mut add_anomaly_range = |state: &UserState, m: MetricKey, from: Day, to: Day| {
             let from = from.max(lo);
             if from > to {
