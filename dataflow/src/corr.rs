@@ -104,7 +104,7 @@ fn r_from(co: i128, x: &Spread, y: &Spread) -> f64 {
 
 /// `v as f64` (the same correctly rounded value), through the one-instruction conversion from
 /// 64 bits when `v` fits: the 128-bit one is a library call, and r takes three per pair.
-fn to_f64(v: i128) -> f64 {
+pub(crate) fn to_f64(v: i128) -> f64 {
     match i64::try_from(v) {
         Ok(small) => small as f64,
         Err(_) => v as f64,

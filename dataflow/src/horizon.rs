@@ -173,10 +173,11 @@ impl Horizon {
     pub fn needs_rows(&self, batch: &Batch) -> Vec<UserKey> {
         // Per user: the earliest date the batch changes and the latest it inserts.
         let mut span: BTreeMap<UserKey, (Day, Option<Day>)> = BTreeMap::new();
-        for d in &batch.samples {
-            let inserted = (d.diff > 0).then_some(d.row.day);
-            let e = span.entry(d.row.user).or_insert((d.row.day, inserted));
-            e.0 = e.0.min(d.row.day);
+        for run in batch.samples.chunk_by(|a, b| a.row.user == b.row.user) {
+            let earliest = run.iter().map(|d| d.row.day).min().unwrap_or(Day::MAX);
+            let inserted = run.iter().filter(|d| d.diff > 0).map(|d| d.row.day).max();
+            let e = span.entry(run[0].row.user).or_insert((earliest, inserted));
+            e.0 = e.0.min(earliest);
             e.1 = e.1.max(inserted);
         }
         let mut out = BTreeSet::new();
@@ -234,20 +235,26 @@ impl Horizon {
         // them, and their first archive is computed from those.
         let mut first: HashMap<UserKey, Vec<SampleDelta>> = HashMap::default();
         let mut forward: Vec<SampleDelta> = Vec::with_capacity(batch.samples.len());
-        for d in std::mem::take(&mut batch.samples) {
+        let mut samples = std::mem::take(&mut batch.samples).into_iter().peekable();
+        while let Some(d) = samples.next() {
+            // A user's samples usually come together: their state is looked up once per run.
             let u = d.row.user;
             touched.insert(u);
             let st = self.users.entry(u).or_default();
-            if d.diff > 0 {
-                st.high = Some(st.high.map_or(d.row.day, |h| h.max(d.row.day)));
+            let boundary = st.boundary;
+            let mut next = Some(d);
+            while let Some(d) = next.take().or_else(|| samples.next_if(|n| n.row.user == u)) {
+                if d.diff > 0 {
+                    st.high = Some(st.high.map_or(d.row.day, |h| h.max(d.row.day)));
+                }
+                match boundary {
+                    Some(b) if d.row.day < first_held(b) => continue,
+                    Some(_) => {}
+                    None => first.entry(u).or_default().push(d.clone()),
+                }
+                st.hold(d.row.metric, d.row.day, d.diff);
+                forward.push(d);
             }
-            match st.boundary {
-                Some(b) if d.row.day < first_held(b) => continue,
-                Some(_) => {}
-                None => first.entry(u).or_default().push(d.clone()),
-            }
-            st.hold(d.row.metric, d.row.day, d.diff);
-            forward.push(d);
         }
         let mut jobs = Vec::new();
         for u in touched {

@@ -3,6 +3,7 @@
 //! `docs/analytics.md`: sample standard deviation (n − 1), quantiles by linear interpolation
 //! between closest ranks (numpy's and R's default), least-squares slope per day.
 
+use crate::corr::to_f64;
 use vitasync_engine::catalogue::{self, Aggregation};
 
 use crate::model::{
@@ -202,19 +203,20 @@ pub fn baseline_of(
     (recent_n, recent_sum): (i64, i128),
 ) -> Baseline {
     let n = sums.n;
-    let mean = sums.sum as f64 / n as f64 / SCALE;
+    let mean = to_f64(sums.sum) / n as f64 / SCALE;
     let wide = i128::from(n);
     // n²·variance, in millionths squared: exact, and never negative.
     let spread = wide * sums.squares - sums.sum * sums.sum;
-    let sd = (n >= 2).then(|| F64((spread as f64 / (n as f64 * (n as f64 - 1.0))).sqrt() / SCALE));
+    let sd = (n >= 2).then(|| F64((to_f64(spread) / (n as f64 * (n as f64 - 1.0))).sqrt() / SCALE));
     let day_spread = wide * sums.day_squares - sums.days * sums.days;
     let co_spread = wide * sums.day_values - sums.days * sums.sum;
-    let slope_per_day = (day_spread > 0).then(|| F64(co_spread as f64 / day_spread as f64 / SCALE));
+    let slope_per_day =
+        (day_spread > 0).then(|| F64(to_f64(co_spread) / to_f64(day_spread) / SCALE));
     // (recent mean − mean) / |mean| = (n·Σrecent − k·Σ) / (k·|Σ|).
     let change_7d_pct = (recent_n > 0 && sums.sum != 0).then(|| {
         let num = wide * recent_sum - i128::from(recent_n) * sums.sum;
         let den = i128::from(recent_n) * sums.sum.abs();
-        F64(num as f64 / den as f64 * 100.0)
+        F64(to_f64(num) / to_f64(den) * 100.0)
     });
     Baseline {
         as_of,
@@ -239,7 +241,7 @@ pub fn window_stats(values: &[Fixed]) -> Option<WindowStats> {
     }
     let n = values.len();
     let sum: i128 = values.iter().map(|v| i128::from(*v)).sum();
-    let mean = sum as f64 / n as f64 / SCALE;
+    let mean = to_f64(sum) / n as f64 / SCALE;
     let ss: f64 = values
         .iter()
         .map(|v| (from_fixed(*v) - mean) * (from_fixed(*v) - mean))
