@@ -140,26 +140,36 @@ impl MetricWindow {
     /// Doubled average ranks of the values in the slots of `subset`, by slot: the kept order
     /// serves every subset (equal values stay adjacent in any subset of it).
     fn ranks(&self, subset: u128, ranks: &mut [u16; RING]) {
+        // One pass: each member gets its position's rank, and a run of equal values (rare in
+        // measurements) is given its average when it ends.
         let mut members = [0u8; RING];
         let mut n = 0;
+        let mut run = 0;
+        let mut previous = None;
         for s in &self.order {
-            if subset >> s & 1 == 1 {
-                members[n] = *s;
-                n += 1;
+            if subset >> s & 1 == 0 {
+                continue;
             }
+            let v = self.values[*s as usize];
+            if previous != Some(v) {
+                Self::share(&members[run..n], run, n, ranks);
+                run = n;
+                previous = Some(v);
+            }
+            members[n] = *s;
+            ranks[*s as usize] = (2 * n + 2) as u16;
+            n += 1;
         }
-        let members = &members[..n];
-        let mut i = 0;
-        while i < n {
-            let v = self.values[members[i] as usize];
-            let mut j = i;
-            while j + 1 < n && self.values[members[j + 1] as usize] == v {
-                j += 1;
+        Self::share(&members[run..n], run, n, ranks);
+    }
+
+    /// Gives the members at positions `from..to` (0-based, equal values) their doubled average
+    /// rank, (from + 1) + to.
+    fn share(run: &[u8], from: usize, to: usize, ranks: &mut [u16; RING]) {
+        if run.len() > 1 {
+            for s in run {
+                ranks[*s as usize] = (from + to + 1) as u16;
             }
-            for s in &members[i..=j] {
-                ranks[*s as usize] = (i + j + 2) as u16;
-            }
-            i = j + 1;
         }
     }
 }
