@@ -13,18 +13,21 @@
 //!   the per-user operator; workouts → per-activity records).
 //! - `in_order`: an operator's updates held until their epoch is complete, oldest first.
 //! - `provider_days`: each provider's value of a day per (user, metric, day), in an operator
-//!   that keeps each day's samples and emits what changed.
+//!   that keeps each user's days (per metric, in date order) and emits what changed.
 //! - `series`, `baseline_window`, `correlation_window`: one metric's daily values and the
 //!   windows over them the per-user operator keeps from one epoch to the next (exact sums,
 //!   values in order, per-pair products), moved by the dates that enter, leave or change.
 //! - `user_analytics`: the per-user operator (held daily values → baselines, records,
 //!   anomalies, scores, correlations, re-derived where an epoch's changes reach and emitted as
-//!   differences), and the same derivations in batch for the horizon's archive.
+//!   differences; the archive of the dates a moving boundary passes), and the same derivations
+//!   in batch for the horizon's archive.
+//! - `prefetch`: the next user's state asked for while the operators work on the current one.
 //! - [`providers`]: provider names as process-local ids inside the dataflow.
 //! - [`handle`]: `Dataflow`, the workers on their own threads behind command and output
 //!   channels; logical time is the ingestion epoch.
 //! - [`horizon`]: which dates the dataflow holds per user (a boundary trailing their latest
-//!   date, plus the windows' reach) and the batch archive of the dates before it.
+//!   date, plus the windows' reach) and the batch archive of the dates before it where the
+//!   dataflow cannot derive it (a user's first samples, changes before the boundary).
 //! - [`oracle`]: the from-scratch batch computation the pipeline is tested against.
 //! - [`materialize`]: changed keys → rows of the analytics tables, in the API's shapes, as
 //!   they are now and as they were.
