@@ -45,6 +45,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use foldhash::HashMap;
 
 use crate::handle::Batch;
+use crate::metric_days::MetricDays;
 use crate::model::{
     ArchiveSummary, ArchivedDates, Day, Fixed, MetricKey, Prefix, PrefixCorrelations, SampleDelta,
     SampleRow, UserKey, WINDOWS,
@@ -87,48 +88,23 @@ struct UserState {
     boundary: Option<Day>,
     /// The latest date any sample of the user has had.
     high: Option<Day>,
-    /// Per metric, the dates the dataflow holds samples of (sorted), with how many: what a
-    /// boundary that moves evicts. The samples themselves are the operators'.
-    held: Vec<(MetricKey, Vec<(Day, i32)>)>,
+    /// Per metric, the dates the dataflow holds samples of, with how many: what a boundary
+    /// that moves evicts. The samples themselves are the operators'.
+    held: MetricDays<i32>,
 }
 
 impl UserState {
     fn hold(&mut self, m: MetricKey, d: Day, diff: isize) {
-        let i = match self.held.iter().position(|(k, _)| *k == m) {
-            Some(i) => i,
-            None => {
-                self.held.push((m, Vec::new()));
-                self.held.len() - 1
-            }
-        };
-        let days = &mut self.held[i].1;
-        // New dates come last nearly always.
-        let at = match days.last() {
-            Some((last, _)) if *last < d => Err(days.len()),
-            _ => days.binary_search_by_key(&d, |(x, _)| *x),
-        };
         let diff = i32::try_from(diff).unwrap_or(if diff > 0 { i32::MAX } else { i32::MIN });
-        match at {
-            Ok(j) => {
-                days[j].1 = days[j].1.saturating_add(diff);
-                if days[j].1 == 0 {
-                    days.remove(j);
+        match self.held.get_mut(m, d) {
+            Some(n) => {
+                *n = n.saturating_add(diff);
+                if *n == 0 {
+                    self.held.remove(m, d);
                 }
             }
-            Err(j) => days.insert(j, (d, diff)),
+            None => self.held.insert(m, d, diff),
         }
-        if days.is_empty() {
-            self.held.swap_remove(i);
-        }
-    }
-
-    /// Drops the held dates before `first`, naming each in `evictions`.
-    fn evict(&mut self, user: UserKey, first: Day, evictions: &mut Vec<(UserKey, MetricKey, Day)>) {
-        for (m, days) in &mut self.held {
-            let n = days.partition_point(|(d, _)| *d < first);
-            evictions.extend(days.drain(..n).map(|(d, _)| (user, *m, d)));
-        }
-        self.held.retain(|(_, days)| !days.is_empty());
     }
 }
 
@@ -160,10 +136,7 @@ impl Horizon {
 
     /// How many (user, metric, date) keys the dataflow holds samples of.
     pub fn held_days(&self) -> usize {
-        self.users
-            .values()
-            .flat_map(|s| s.held.iter().map(|(_, days)| days.len()))
-            .sum()
+        self.users.values().map(|s| s.held.len()).sum()
     }
 
     /// The users whose batch archive `batch` calls for from their stored rows: those it
@@ -325,7 +298,8 @@ impl Horizon {
     /// after it reaches (naming them in `out.evictions`).
     fn settle(&mut self, user: UserKey, new: Day, out: &mut Batch) {
         let st = self.users.get_mut(&user).expect("the user is known");
-        st.evict(user, first_held(new), &mut out.evictions);
+        st.held
+            .remove_before(first_held(new), |m, d| out.evictions.push((user, m, d)));
         if st.boundary != Some(new) {
             if let Some(b) = st.boundary {
                 out.boundaries.push((user, b, -1));

@@ -12,6 +12,8 @@
 //! - [`pipeline`]: the dataflow graph (samples → each provider's day → the workspace's choice →
 //!   the per-user operator; workouts → per-activity records).
 //! - `in_order`: an operator's updates held until their epoch is complete, oldest first.
+//! - `metric_days`: one user's days per metric in date order, as the horizon and the
+//!   per-provider operator keep them.
 //! - `provider_days`: each provider's value of a day per (user, metric, day), in an operator
 //!   that keeps each user's days (per metric, in date order) and emits what changed.
 //! - `series`, `baseline_window`, `correlation_window`: one metric's daily values and the
@@ -46,6 +48,7 @@ pub mod handle;
 pub mod horizon;
 mod in_order;
 pub mod materialize;
+mod metric_days;
 pub mod model;
 pub mod oracle;
 pub mod pipeline;

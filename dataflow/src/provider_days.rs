@@ -10,8 +10,6 @@
 //! key's current samples; a key's output before and after an epoch's changes is computed with
 //! the same `stats` function the oracle calls, and the difference emitted. The property test compares the pipeline with the oracle after every epoch.
 
-use std::collections::VecDeque;
-
 use differential_dataflow::hashable::Hashable;
 use foldhash::HashMap;
 use smallvec::SmallVec;
@@ -21,6 +19,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 
 use crate::in_order::InOrder;
+use crate::metric_days::MetricDays;
 use crate::model::{Day, Fixed, MetricKey, UserKey};
 use crate::pipeline::Epoch;
 use crate::providers::ProviderId;
@@ -65,79 +64,9 @@ fn rows(metric: MetricKey, entries: &[(Entry, isize)]) -> Vec<ProviderDay> {
 
 type Update = ((DayKey, DayChange), Epoch, isize);
 
-/// One user's held days: per metric, (day, samples) in date order. Keyed by user, not by
-/// day, so a new date's samples of one user land in a few cache lines of theirs (at the end
-/// of each metric's days, where the horizon's evictions leave from the front), not in one
-/// random slot of a map of every held day each.
-#[derive(Default)]
-struct UserDays {
-    metrics: Vec<(MetricKey, VecDeque<(Day, Entries)>)>,
-}
-
-impl UserDays {
-    /// The samples of `day` (empty if none), with the place to put them back.
-    fn take(&mut self, metric: MetricKey, day: Day) -> Entries {
-        let Some(days) = self.days(metric) else {
-            return Entries::new();
-        };
-        match days.back() {
-            Some((last, _)) if *last < day => Entries::new(),
-            _ => match days.binary_search_by_key(&day, |(d, _)| *d) {
-                Ok(i) => std::mem::take(&mut days[i].1),
-                Err(_) => Entries::new(),
-            },
-        }
-    }
-
-    /// Sets the samples of `day`, removing the day when there are none.
-    fn put(&mut self, metric: MetricKey, day: Day, entries: Entries) {
-        let at = match self.metrics.iter().position(|(m, _)| *m == metric) {
-            Some(at) => at,
-            None if entries.is_empty() => return,
-            None => {
-                self.metrics.push((metric, VecDeque::new()));
-                self.metrics.len() - 1
-            }
-        };
-        let days = &mut self.metrics[at].1;
-        let found = match days.back() {
-            Some((last, _)) if *last < day => Err(days.len()),
-            _ => days.binary_search_by_key(&day, |(d, _)| *d),
-        };
-        match (found, entries.is_empty()) {
-            (Ok(i), false) => days[i].1 = entries,
-            (Ok(i), true) => {
-                days.remove(i);
-            }
-            (Err(i), false) => days.insert(i, (day, entries)),
-            (Err(_), true) => {}
-        }
-        if days.is_empty() {
-            self.metrics.swap_remove(at);
-        }
-    }
-
-    fn days(&mut self, metric: MetricKey) -> Option<&mut VecDeque<(Day, Entries)>> {
-        self.metrics
-            .iter_mut()
-            .find(|(m, _)| *m == metric)
-            .map(|(_, days)| days)
-    }
-
-    fn is_empty(&self) -> bool {
-        self.metrics.is_empty()
-    }
-
-    /// Asks for the lines a new date's samples land in: the last days of each metric.
-    fn prefetch(&self) {
-        crate::prefetch::slice(&self.metrics);
-        for (_, days) in &self.metrics {
-            let (front, back) = days.as_slices();
-            let tail = if back.is_empty() { front } else { back };
-            crate::prefetch::slice(&tail[tail.len().saturating_sub(2)..]);
-        }
-    }
-}
+/// One user's held days with their samples (`crate::metric_days`): keyed by user, not by day,
+/// so a new date's samples of one user land in a few cache lines of theirs.
+type UserDays = MetricDays<Entries>;
 
 /// The operator: samples keyed by day in, each provider's value of the day out (as updates of
 /// a differential collection).
@@ -186,11 +115,11 @@ pub(crate) fn provider_days<'s>(
                             }
                             user = Some((key.0, users.remove(&key.0).unwrap_or_default()));
                             if let Some(days) = next.next().and_then(|u| users.get(u)) {
-                                days.prefetch();
+                                days.prefetch_ends();
                             }
                         }
                         let days = &mut user.as_mut().expect("set above").1;
-                        let mut entries = days.take(key.1, key.2);
+                        let mut entries = days.remove(key.1, key.2).unwrap_or_default();
                         let old = rows(key.1, &entries);
                         let mut evicted = false;
                         let mut change = Some((change, diff));
@@ -211,14 +140,15 @@ pub(crate) fn provider_days<'s>(
                             // only contested rows are retracted: one eviction per sample
                             // passing through the whole dataflow cost a quarter of a new
                             // date's work.
-                            days.put(key.1, key.2, Entries::new());
                             for row in old.iter().filter(|(contested, ..)| *contested) {
                                 out.push(((key, *row), epoch, -1));
                             }
                             continue;
                         }
                         let new = rows(key.1, &entries);
-                        days.put(key.1, key.2, entries);
+                        if !entries.is_empty() {
+                            days.insert(key.1, key.2, entries);
+                        }
                         for row in old.iter().filter(|o| !new.contains(o)) {
                             out.push(((key, *row), epoch, -1));
                         }

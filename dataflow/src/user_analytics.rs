@@ -413,23 +413,28 @@ impl UserState {
     /// Computes deferred archive correlations from the held values, as the batch archive
     /// computes them: over the 90 dates ending at the latest date before the boundary.
     fn materialize_correlations(&mut self) {
-        let Some(below) = self.deferred_correlations.take() else {
-            return;
-        };
+        if let Some(below) = self.deferred_correlations.take() {
+            self.prefix_correlations = self.archived_correlations(below);
+        }
+    }
+
+    /// The correlations of the held values before `below`: over the 90 dates ending at the
+    /// latest of them (all held, for the callers).
+    fn archived_correlations(&self, below: Day) -> Option<PrefixCorrelations> {
         let latest = self
             .series
             .values()
             .filter_map(|vals| vals[..crate::series::position(vals, below)].last())
             .map(|(d, _)| *d)
-            .max();
-        self.prefix_correlations = latest.map(|l| PrefixCorrelations {
+            .max()?;
+        Some(PrefixCorrelations {
             below,
-            rows: CorrelationWindow::build(&self.series, l)
+            rows: CorrelationWindow::build(&self.series, latest)
                 .correlations()
                 .into_iter()
                 .map(|((a, b, lag), c)| (a, b, lag, c))
                 .collect(),
-        });
+        })
     }
 
     /// Archives the dates in `[old, new)` as the boundary moves past them: the summary of the
@@ -473,16 +478,7 @@ impl UserState {
             _ if fresh.is_empty() => self.prefix_correlations = carried,
             // Their 90 dates end the day before the boundary: all held until the next move.
             Some(l) if l == new - 1 => self.deferred_correlations = Some(new),
-            Some(l) => {
-                self.prefix_correlations = Some(PrefixCorrelations {
-                    below: new,
-                    rows: CorrelationWindow::build(&self.series, l)
-                        .correlations()
-                        .into_iter()
-                        .map(|((a, b, lag), c)| (a, b, lag, c))
-                        .collect(),
-                })
-            }
+            Some(_) => self.prefix_correlations = self.archived_correlations(new),
             None => {}
         }
     }
